@@ -1,0 +1,44 @@
+"""The ``liveactors`` command line: demo, chat, fake-server, bench."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+# Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and
+# ``run(args) -> int``; importing lazily keeps ``liveactors --help`` fast.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liveactors",
+        description="Run many Gemini Live API conversations at once, on trio.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in _COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(command)
+        run: Callable[[argparse.Namespace], int] = module.run
+        command.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``liveactors`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

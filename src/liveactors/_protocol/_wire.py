@@ -1,0 +1,176 @@
+"""Small, dependency-free rules of the proto3 JSON mapping that the Live API speaks.
+
+The service emits lowerCamelCase keys, omits defaults, writes int64 as strings, Durations as
+``"1.500s"`` and bytes as standard base64. It accepts both key spellings and both base64
+alphabets. These helpers are the single place where those rules live on the client side.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from .._errors import ProtocolError
+
+__all__ = [
+    "OPAQUE_KEYS",
+    "b64decode",
+    "b64encode",
+    "camel",
+    "dumps",
+    "is_opaque",
+    "parse_duration",
+    "parse_int64",
+    "to_wire",
+]
+
+# Values under these keys are free-form JSON (google.protobuf.Struct / Value / map fields):
+# their own keys are user data (a function's argument names, a JSON schema, label keys) and
+# must reach the service exactly as given.
+OPAQUE_KEYS: Final = frozenset(
+    {
+        "args",
+        "parameters_json_schema",
+        "parametersJsonSchema",
+        "response_json_schema",
+        "responseJsonSchema",
+        "labels",
+        "default",
+        "example",
+        "structured_content",
+        "structuredContent",
+    }
+)
+
+# ``response`` is free-form only in a FunctionResponse; in a FunctionDeclaration it is a Schema.
+_RESPONSE_PARENTS: Final = frozenset(
+    {"function_response", "functionResponse", "function_responses", "functionResponses"}
+)
+
+# Maps whose keys are user names but whose values are still typed messages (Schema.properties).
+_NAME_MAP_KEYS: Final = frozenset({"properties"})
+
+_CAMEL_CACHE: dict[str, str] = {}
+
+
+def camel(name: str) -> str:
+    """``response_modalities`` -> ``responseModalities``; already-camel names pass through."""
+    cached = _CAMEL_CACHE.get(name)
+    if cached is None:
+        head, *rest = name.split("_")
+        cached = head + "".join(part[:1].upper() + part[1:] for part in rest)
+        if len(_CAMEL_CACHE) < 4096:
+            _CAMEL_CACHE[name] = cached
+    return cached
+
+
+def b64encode(data: bytes) -> str:
+    """Standard, padded base64: what the proto3 JSON printer emits."""
+    return base64.b64encode(data).decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def b64decode(text: str | bytes) -> bytes:
+    """Decode standard or URL-safe base64, padded or not (the service accepts all four)."""
+    raw = text.encode("ascii", "strict") if isinstance(text, str) else text
+    raw = raw.translate(_URLSAFE)
+    missing = -len(raw) % 4
+    if missing:
+        raw += b"=" * missing
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"invalid base64 data ({len(raw)} characters)") from exc
+
+
+def is_opaque(key: str, parent: str) -> bool:
+    """Whether the value under ``key`` (inside a message under ``parent``) is free-form JSON."""
+    return key in OPAQUE_KEYS or (key == "response" and parent in _RESPONSE_PARENTS)
+
+
+def to_wire(value: Any, *, opaque: bool = False, parent: str = "") -> Any:
+    """Turn a ``model_dump()`` of google-genai types into wire JSON.
+
+    Keys become lowerCamelCase except inside free-form values, enums become their names and
+    bytes become standard base64. ``opaque`` marks a free-form subtree whose keys are user data;
+    ``parent`` is the key this value sits under, which decides what ``response`` means.
+    """
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            if opaque:
+                out[key] = to_wire(item, opaque=True)
+            elif is_opaque(key, parent):
+                out[camel(key)] = to_wire(item, opaque=True)
+            elif key in _NAME_MAP_KEYS and isinstance(item, Mapping):
+                out[key] = {name: to_wire(schema, parent=key) for name, schema in item.items()}
+            else:
+                out[camel(key)] = to_wire(item, parent=key)
+        return out
+    if isinstance(value, list | tuple):
+        return [to_wire(item, opaque=opaque, parent=parent) for item in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return b64encode(bytes(value))
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(message: Mapping[str, Any]) -> str:
+    """Compact JSON text for one client frame."""
+    try:
+        return _DUMPS(message)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"message is not JSON-serialisable: {exc}") from exc
+
+
+_DURATION = re.compile(r"^(-?\d+)(?:\.(\d{1,9}))?s$")
+
+
+def parse_duration(value: object) -> float:
+    """Parse a protobuf Duration (``"10s"``, ``"1.500s"``) into seconds.
+
+    A bare number is accepted too, since some peers send one.
+    """
+    if isinstance(value, bool):
+        raise ProtocolError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            whole, frac = match.groups()
+            seconds = float(int(whole))
+            if frac:
+                fraction = int(frac) / 10 ** len(frac)
+                seconds = seconds - fraction if whole.startswith("-") else seconds + fraction
+            return seconds
+    raise ProtocolError(f"invalid duration {str(value)[:40]!r}")
+
+
+def parse_int64(value: object) -> int:
+    """Parse an int64 given as a JSON string (proto3 style) or a number."""
+    if isinstance(value, bool):
+        raise ProtocolError(f"invalid int64 {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ProtocolError(f"invalid int64 {str(value)[:40]!r}")
