@@ -6,7 +6,15 @@ service's connection limits, GoAway notices and dropped sockets, and publishes t
 """
 
 from . import events
+from ._actor import Actor
 from ._backend import DEFAULT_MODEL, TEXT_MODEL, GeminiBackend
+from ._bus import Subscription, SubscriptionStatistics
+from ._conversation import (
+    Conversation,
+    ConversationRef,
+    ConversationState,
+    ConversationStatistics,
+)
 from ._errors import (
     AdmissionTimeout,
     CloseInfo,
@@ -19,26 +27,46 @@ from ._errors import (
     SessionRejected,
     SubscriberOverflow,
 )
+from ._handles import HandleStore, MemoryHandleStore, SQLiteHandleStore, StoredHandle
+from ._orchestrator import Orchestrator, OrchestratorStatistics, open_orchestrator
+from ._reply import Reply
+from ._restart import RestartPolicy
 from ._transport import ConnectRequest, Link, MemoryTransport, Transport, WebSocketTransport
 
 __all__ = [
     "DEFAULT_MODEL",
     "TEXT_MODEL",
+    "Actor",
     "AdmissionTimeout",
     "CloseInfo",
     "ConnectRequest",
     "ConnectionLost",
+    "Conversation",
+    "ConversationRef",
+    "ConversationState",
+    "ConversationStatistics",
     "ConversationStopped",
     "GeminiBackend",
     "HandleExpired",
+    "HandleStore",
     "InvalidCommand",
     "Link",
     "LiveError",
+    "MemoryHandleStore",
     "MemoryTransport",
+    "Orchestrator",
+    "OrchestratorStatistics",
     "ProtocolError",
+    "Reply",
+    "RestartPolicy",
+    "SQLiteHandleStore",
     "SessionRejected",
+    "StoredHandle",
     "SubscriberOverflow",
+    "Subscription",
+    "SubscriptionStatistics",
     "Transport",
     "WebSocketTransport",
     "events",
+    "open_orchestrator",
 ]

@@ -1,0 +1,248 @@
+"""Publish/subscribe of events, with a bounded buffer and an explicit overflow policy per
+subscriber.
+
+Overflow policies, when a subscriber's buffer is full:
+
+* ``"block"``: the publisher waits for room, so a slow subscriber slows its conversation down
+  (backpressure reaches the socket). Use it when every event matters.
+* ``"drop_oldest"``: the oldest buffered event is discarded and counted in ``dropped``; the
+  conversation never waits. Use it for dashboards and live views.
+* ``"error"``: the subscription ends with :class:`~liveactors.SubscriberOverflow` after the
+  events it already holds; the conversation never waits.
+
+A subscriber leaving (its ``async with`` ends) never disturbs the conversation: a publisher
+waiting for its room is released at once. One bus serves an orchestrator; subscriptions to one
+conversation are indexed by its name so publishing costs O(its subscribers), not O(all).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Final, Literal
+
+import attrs
+import trio
+
+from . import events as ev
+from ._errors import InvalidCommand, SubscriberOverflow
+
+__all__ = ["OVERFLOW_POLICIES", "Bus", "Overflow", "Subscription", "SubscriptionStatistics"]
+
+Overflow = Literal["block", "drop_oldest", "error"]
+OVERFLOW_POLICIES: Final = ("block", "drop_oldest", "error")
+
+
+@attrs.frozen
+class SubscriptionStatistics:
+    """How one subscriber is keeping up."""
+
+    delivered: int
+    dropped: int
+    buffered: int
+    buffer: int
+    overflow: str
+
+
+class Subscription:
+    """An async iterator of events with its own bounded buffer (see the module docstring)."""
+
+    __slots__ = (
+        "_bus",
+        "_consumer",
+        "_error",
+        "_queue",
+        "_space",
+        "buffer",
+        "conversation",
+        "delivered",
+        "dropped",
+        "ended",
+        "overflow",
+        "types",
+    )
+
+    def __init__(
+        self,
+        bus: Bus,
+        types: tuple[type[ev.Event], ...],
+        conversation: str | None,
+        buffer: int,
+        overflow: Overflow,
+    ) -> None:
+        self._bus = bus
+        self.types = types
+        self.conversation = conversation
+        self.buffer = buffer
+        self.overflow = overflow
+        self._queue: deque[ev.Event] = deque()
+        self._consumer = trio.lowlevel.ParkingLot()
+        self._space = trio.lowlevel.ParkingLot()
+        self._error: SubscriberOverflow | None = None
+        self.delivered = 0
+        self.dropped = 0
+        #: No more events will come (unsubscribed, overflowed, or its conversation closed).
+        self.ended = False
+
+    def __repr__(self) -> str:
+        target = self.conversation or "*"
+        return f"<Subscription {target} buffered={len(self._queue)} dropped={self.dropped}>"
+
+    def statistics(self) -> SubscriptionStatistics:
+        """Delivered, dropped and buffered counts."""
+        return SubscriptionStatistics(
+            self.delivered, self.dropped, len(self._queue), self.buffer, self.overflow
+        )
+
+    def _wants(self, event: ev.Event) -> bool:
+        return not self.types or isinstance(event, self.types)
+
+    def _offer(self, event: ev.Event, force: bool = False) -> bool:
+        """Buffer ``event``; False if it must wait for room (``block`` policy). ``force``
+        buffers it regardless (a conversation's last events must reach every subscriber)."""
+        queue = self._queue
+        if len(queue) >= self.buffer and not force:
+            if self.overflow == "block":
+                return False
+            if self.overflow == "drop_oldest":
+                queue.popleft()
+                self.dropped += 1
+            else:
+                self.dropped += 1
+                self._error = SubscriberOverflow(
+                    f"subscriber fell behind: buffer of {self.buffer} events was full at "
+                    f"{type(event).__name__} seq={event.seq} of {event.conversation!r}"
+                )
+                self._finish()
+                return True
+        queue.append(event)
+        self._consumer.unpark()
+        return True
+
+    async def _put(self, event: ev.Event) -> None:
+        """Wait for room, then buffer ``event`` (``block`` policy); gives up if the
+        subscription ends meanwhile."""
+        while not self.ended:
+            if len(self._queue) < self.buffer:
+                self._queue.append(event)
+                self._consumer.unpark()
+                return
+            await self._space.park()
+
+    def _finish(self) -> None:
+        """No more events: wake the consumer and any publisher waiting for room."""
+        self.ended = True
+        self._bus._remove(self)
+        self._consumer.unpark_all()
+        self._space.unpark_all()
+
+    def __aiter__(self) -> AsyncIterator[ev.Event]:
+        return self
+
+    async def __anext__(self) -> ev.Event:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        queue = self._queue
+        while not queue:
+            if self.ended:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            await self._consumer.park()
+        event = queue.popleft()
+        self.delivered += 1
+        if self._space:
+            self._space.unpark()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return event
+
+    def receive_nowait(self) -> ev.Event | None:
+        """The next buffered event, or None; never waits (for polling loops and dashboards)."""
+        if not self._queue:
+            if self.ended and self._error is not None:
+                raise self._error
+            return None
+        self.delivered += 1
+        event = self._queue.popleft()
+        if self._space:
+            self._space.unpark()
+        return event
+
+
+class Bus:
+    """Routes events to subscriptions: per conversation, and orchestrator-wide."""
+
+    def __init__(self) -> None:
+        self._by_conversation: dict[str, list[Subscription]] = {}
+        self._everywhere: list[Subscription] = []
+
+    def subscribers(self, conversation: str) -> int:
+        """How many subscriptions would see an event of ``conversation``."""
+        return len(self._by_conversation.get(conversation, ())) + len(self._everywhere)
+
+    def subscribe(
+        self,
+        types: tuple[type[ev.Event], ...] = (),
+        *,
+        conversation: str | None = None,
+        buffer: int = 256,
+        overflow: Overflow = "block",
+    ) -> Subscription:
+        """Register a subscription now (so no event published from here on is missed)."""
+        if overflow not in OVERFLOW_POLICIES:
+            raise InvalidCommand(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}"
+            )
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+            raise InvalidCommand(f"buffer must be an int >= 1, not {buffer!r}")
+        for cls in types:
+            if not (isinstance(cls, type) and issubclass(cls, ev.Event)):
+                raise InvalidCommand(f"can only subscribe to event classes, not {cls!r}")
+        sub = Subscription(self, tuple(types), conversation, buffer, overflow)
+        if conversation is None:
+            self._everywhere.append(sub)
+        else:
+            self._by_conversation.setdefault(conversation, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """End ``sub``; buffered events stay readable, nothing more arrives."""
+        if not sub.ended:
+            sub._finish()
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub.conversation is None:
+            if sub in self._everywhere:
+                self._everywhere.remove(sub)
+            return
+        subs = self._by_conversation.get(sub.conversation)
+        if subs is not None and sub in subs:
+            subs.remove(sub)
+            if not subs:
+                del self._by_conversation[sub.conversation]
+
+    def publish_nowait(self, event: ev.Event, *, force: bool = False) -> list[Subscription] | None:
+        """Deliver ``event`` to every subscriber that has room; returns those it must wait
+        for (``block`` policy), or None. ``force`` delivers past full buffers."""
+        blocked: list[Subscription] | None = None
+        subs = self._by_conversation.get(event.conversation)
+        for group in (subs, self._everywhere):
+            if not group:
+                continue
+            for sub in tuple(group) if len(group) > 1 else group:
+                if sub._wants(event) and not sub._offer(event, force):
+                    if blocked is None:
+                        blocked = []
+                    blocked.append(sub)
+        return blocked
+
+    async def publish(self, event: ev.Event) -> None:
+        """Deliver ``event``, waiting for room in ``block`` subscribers."""
+        blocked = self.publish_nowait(event)
+        if blocked:
+            for sub in blocked:
+                await sub._put(event)
+
+    def end_conversation(self, conversation: str) -> None:
+        """The conversation is gone: its subscriptions end after their buffered events."""
+        for sub in tuple(self._by_conversation.get(conversation, ())):
+            sub._finish()

@@ -1,0 +1,156 @@
+"""Durable resumption handles: spawning a known name resumes its session after a restart.
+
+A :class:`HandleStore` maps conversation names to their latest resumable handle and the wall-clock
+time it was saved. The service keeps a handle valid for 2 hours after the session last ended;
+the orchestrator resumes from a stored handle younger than ``validity`` and otherwise starts
+fresh (and a refused handle starts fresh too, so a stale store never breaks a conversation).
+
+* :class:`MemoryHandleStore`: the default; lives as long as the process.
+* :class:`SQLiteHandleStore`: a file (created with mode 0600, since handles are credentials to a
+  conversation) written off the event loop in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+import trio
+
+__all__ = [
+    "HANDLE_VALIDITY",
+    "HandleStore",
+    "MemoryHandleStore",
+    "SQLiteHandleStore",
+    "StoredHandle",
+]
+
+#: How long the Developer API keeps a handle valid after the session ended (live-protocol §7.1).
+HANDLE_VALIDITY = 2 * 60 * 60.0
+
+
+@attrs.frozen
+class StoredHandle:
+    """A saved handle and when it was saved (seconds since the epoch)."""
+
+    handle: str = attrs.field(repr=False)
+    saved_at: float
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since it was saved."""
+        return (time.time() if now is None else now) - self.saved_at
+
+
+class HandleStore(Protocol):
+    """Where handles persist. Implementations must be safe to call from the trio thread."""
+
+    async def load(self, name: str) -> StoredHandle | None:
+        """The handle saved for ``name``, if any."""
+        ...
+
+    async def save(self, name: str, handle: str) -> None:
+        """Remember ``handle`` as the latest for ``name``."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Forget ``name`` (its session ended for good)."""
+        ...
+
+
+class MemoryHandleStore:
+    """Handles kept in a dict for the life of the process."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, StoredHandle] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryHandleStore {len(self._handles)} handles>"
+
+    async def load(self, name: str) -> StoredHandle | None:
+        """The handle saved for ``name``, if any."""
+        await trio.lowlevel.checkpoint()
+        return self._handles.get(name)
+
+    async def save(self, name: str, handle: str) -> None:
+        """Remember ``handle`` for ``name``."""
+        await trio.lowlevel.checkpoint()
+        self._handles[name] = StoredHandle(handle, time.time())
+
+    async def delete(self, name: str) -> None:
+        """Forget ``name``."""
+        await trio.lowlevel.checkpoint()
+        self._handles.pop(name, None)
+
+
+class SQLiteHandleStore:
+    """Handles in a SQLite file (mode 0600); every query runs in a worker thread."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"<SQLiteHandleStore {str(self.path)!r}>"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            if not self.path.exists():
+                # Create it private before SQLite opens it: handles grant access to sessions.
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+                os.close(fd)
+            os.chmod(self.path, 0o600)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS handles ("
+                " name TEXT PRIMARY KEY, handle TEXT NOT NULL, saved_at REAL NOT NULL)"
+            )
+            self._db = db
+        return self._db
+
+    def _load(self, name: str) -> StoredHandle | None:
+        with self._lock:
+            row = (
+                self._connect()
+                .execute("SELECT handle, saved_at FROM handles WHERE name = ?", (name,))
+                .fetchone()
+            )
+        return None if row is None else StoredHandle(row[0], row[1])
+
+    def _save(self, name: str, handle: str, saved_at: float) -> None:
+        with self._lock:
+            self._connect().execute(
+                "INSERT INTO handles (name, handle, saved_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET handle = excluded.handle,"
+                " saved_at = excluded.saved_at",
+                (name, handle, saved_at),
+            )
+
+    def _delete(self, name: str) -> None:
+        with self._lock:
+            self._connect().execute("DELETE FROM handles WHERE name = ?", (name,))
+
+    async def load(self, name: str) -> StoredHandle | None:
+        """The handle saved for ``name``, if any."""
+        return await trio.to_thread.run_sync(self._load, name)
+
+    async def save(self, name: str, handle: str) -> None:
+        """Remember ``handle`` for ``name``."""
+        await trio.to_thread.run_sync(self._save, name, handle, time.time())
+
+    async def delete(self, name: str) -> None:
+        """Forget ``name``."""
+        await trio.to_thread.run_sync(self._delete, name)
+
+    def close(self) -> None:
+        """Close the database file."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

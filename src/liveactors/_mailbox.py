@@ -1,0 +1,99 @@
+"""A conversation's mailbox: ordered input with backpressure, plus urgent control messages.
+
+Input (text, audio, video, activity signals, stop) is processed strictly in order, and a full
+mailbox makes senders wait: that is the backpressure users feel when they send faster than the
+connection drains. Urgent messages (tool results) skip the queue, because the model cannot finish
+its turn without them — in particular while new input is held back during a GoAway handoff.
+The single consumer (the conversation's writer) can also be *poked* when something other than a
+new message should make it look again (the handoff became possible, a deadline passed).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import trio
+
+from ._errors import LiveError
+
+__all__ = ["Mailbox"]
+
+T = TypeVar("T")
+
+
+class Mailbox(Generic[T]):
+    """Bounded ordered input + unbounded urgent lane, one consumer."""
+
+    __slots__ = ("_closed", "_input", "_reader", "_space", "_urgent", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._input: deque[T] = deque()
+        self._urgent: deque[T] = deque()
+        self._reader = trio.lowlevel.ParkingLot()
+        self._space = trio.lowlevel.ParkingLot()
+        self._closed: Callable[[], LiveError] | None = None
+
+    def __len__(self) -> int:
+        return len(self._input)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the mailbox refuses new messages."""
+        return self._closed is not None
+
+    def _check_open(self) -> None:
+        if self._closed is not None:
+            raise self._closed()
+
+    async def put(self, item: T) -> None:
+        """Queue ``item`` in order, waiting while the mailbox is full."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._check_open()
+        while len(self._input) >= self.capacity:
+            await self._space.park()
+            self._check_open()
+        self._input.append(item)
+        self._reader.unpark()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def put_urgent(self, item: T) -> None:
+        """Queue ``item`` ahead of all input (never waits)."""
+        self._urgent.append(item)
+        self._reader.unpark()
+
+    def take(self, *, include_input: bool = True) -> T | None:
+        """The next urgent item, else (if ``include_input``) the next input item, else None."""
+        if self._urgent:
+            return self._urgent.popleft()
+        if include_input and self._input:
+            item = self._input.popleft()
+            if self._space:
+                self._space.unpark()
+            return item
+        return None
+
+    def peek_input(self) -> T | None:
+        """The next input item without taking it."""
+        return self._input[0] if self._input else None
+
+    async def wait(self) -> None:
+        """Sleep until something is put or :meth:`poke` is called."""
+        await self._reader.park()
+
+    def poke(self) -> None:
+        """Wake the consumer so it re-checks its conditions."""
+        self._reader.unpark()
+
+    def close(self, error: Callable[[], LiveError]) -> list[T]:
+        """Refuse further messages: putting one raises ``error()``. Returns what was still
+        queued."""
+        self._closed = error
+        left = list(self._urgent) + list(self._input)
+        self._urgent.clear()
+        self._input.clear()
+        self._space.unpark_all()
+        self._reader.unpark_all()
+        return left

@@ -1,0 +1,370 @@
+"""What the service has of our input, and what to send again after a reconnect (sans-IO).
+
+Theory of operation. Client input is grouped into *exchanges*: the messages up to and including
+a *trigger* (``clientContent`` with ``turnComplete``, realtime text, ``audioStreamEnd``,
+``activityEnd``) and the model turn that answers them. An exchange is:
+
+* **open** until its trigger is sent (streamed audio stays open until server-side VAD answers
+  it, which closes it);
+* **answered** once the turn answering it completed (a lost connection does not count);
+* **covered** once a resumption handle includes it; covered exchanges move to the transcript.
+
+Every message gets a *position* in send order (renumbered when sent again). How a handle covers
+input depends on how the service issues handles, which the ledger learns at run time
+(live-protocol.md §7.2):
+
+* ``PER_TURN``: a fresh handle at each idle point covers everything sent up to the last trigger
+  whose turn completed on this connection before the handle arrived.
+* ``ONCE``: one handle per connection restores the session as it was when the connection ended,
+  so every answered exchange is covered.
+* ``TRANSPARENT``: the service names the last consumed client index (Vertex).
+
+After a reconnect the ledger plans what to send (:meth:`InputLedger.plan`): answered but
+uncovered exchanges go back as history (``clientContent`` with ``turnComplete: false``) so the
+model is not asked twice; unanswered input is sent again, in order. When the mode cannot tell
+whether input was consumed, the plan is a fresh session that restores the transcript: a guess
+would either lose or double a turn. Tool responses are never replayed: they answer the call ids
+of one generation, and a regenerated turn asks again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+__all__ = ["Exchange", "HandleMode", "InputLedger", "ResumePlan", "is_trigger"]
+
+
+class HandleMode(enum.Enum):
+    """How the service issues resumption handles (learned at run time)."""
+
+    UNKNOWN = "unknown"
+    PER_TURN = "per_turn"
+    ONCE = "once"
+    TRANSPARENT = "transparent"
+
+
+def is_trigger(message: dict[str, Any]) -> bool:
+    """Whether a client message asks the model for an answer."""
+    content = message.get("clientContent")
+    if content is not None:
+        return bool(content.get("turnComplete"))
+    realtime = message.get("realtimeInput")
+    if realtime is not None:
+        return bool(
+            realtime.get("text") or realtime.get("audioStreamEnd") or "activityEnd" in realtime
+        )
+    return False
+
+
+def _user_text(message: dict[str, Any]) -> str:
+    content = message.get("clientContent")
+    if content is not None:
+        return "".join(
+            part["text"]
+            for turn in content.get("turns", ())
+            if turn.get("role", "user") == "user"
+            for part in turn.get("parts", ())
+            if isinstance(part.get("text"), str)
+        )
+    realtime = message.get("realtimeInput")
+    if realtime is not None and isinstance(realtime.get("text"), str):
+        return str(realtime["text"])
+    return ""
+
+
+def history_message(contents: list[dict[str, Any]]) -> dict[str, Any]:
+    """History for the model, appended without asking for an answer."""
+    return {"clientContent": {"turns": contents}}
+
+
+@attrs.define
+class Exchange:
+    """Client input that asks for one model turn, and what is known about its answer."""
+
+    number: int
+    #: (position, wire message) in send order.
+    inputs: list[tuple[int, dict[str, Any]]] = attrs.field(factory=list, repr=False)
+    triggered: bool = False
+    #: Some model output for this exchange arrived (so the service consumed its input).
+    output_seen: bool = False
+    answered: bool = False
+    #: Position of the trigger, or of the history message that restored this exchange.
+    position: int = 0
+    user_text: list[str] = attrs.field(factory=list, repr=False)
+    input_transcript: list[str] = attrs.field(factory=list, repr=False)
+    model_text: list[str] = attrs.field(factory=list, repr=False)
+
+    def contents(self) -> list[dict[str, Any]]:
+        """This exchange as history: the user's words (text, or the input transcript for audio)
+        and the model's answer (text, or the output transcript)."""
+        out = []
+        user = "".join(self.user_text) or "".join(self.input_transcript)
+        if user:
+            out.append({"role": "user", "parts": [{"text": user}]})
+        model = "".join(self.model_text)
+        if model:
+            out.append({"role": "model", "parts": [{"text": model}]})
+        return out
+
+
+@attrs.frozen
+class ResumePlan:
+    """What to send on a new connection, in this order, before any new input."""
+
+    #: Resume from the latest handle; False means start a fresh session.
+    resume: bool
+    #: A ``clientContent`` history message (``turnComplete`` false), or None.
+    history: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    #: Unanswered input to send again, in order.
+    replay: tuple[dict[str, Any], ...] = attrs.field(default=(), repr=False)
+    #: Ask the model to finish a turn it had begun (``clientContent{turnComplete:true}``).
+    prompt_continue: bool = False
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message of the plan in send order."""
+        out = [] if self.history is None else [self.history]
+        out.extend(self.replay)
+        if self.prompt_continue:
+            out.append({"clientContent": {"turnComplete": True}})
+        return out
+
+
+@attrs.define
+class InputLedger:
+    """Tracks input from send to coverage by a handle, and the transcript behind it."""
+
+    #: Most history entries kept in the transcript; older ones are forgotten, as the service's
+    #: context-window compression forgets them too.
+    transcript_limit: int = 400
+    mode: HandleMode = HandleMode.UNKNOWN
+    exchanges: deque[Exchange] = attrs.field(factory=deque)
+    transcript: deque[dict[str, Any]] = attrs.field(factory=deque, repr=False)
+    _position: int = 0
+    _numbers: int = 0
+    #: Position of the last exchange answered on the current connection.
+    _answered_upto: int = 0
+    _handles_this_connection: int = 0
+    #: A turn completed on this connection and no resumption update followed yet.
+    _turn_ended_without_update: bool = False
+    #: Client index on the current connection -> position (transparent mode).
+    _index_positions: dict[int, int] = attrs.field(factory=dict, repr=False)
+    #: Model text of a turn nobody's input asked for (proactive audio, a tool result).
+    _orphan_text: list[str] = attrs.field(factory=list, repr=False)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def sent(self, message: dict[str, Any], index: int | None = None) -> Exchange | None:
+        """Record an input message just sent, with its client ``index`` on this connection.
+
+        Returns the exchange it joined; tool responses join none.
+        """
+        if "toolResponse" in message:
+            return None
+        position = self._next_position(index)
+        if self.exchanges and not self.exchanges[-1].triggered:
+            exchange = self.exchanges[-1]
+        else:
+            self._numbers += 1
+            exchange = Exchange(self._numbers)
+            self.exchanges.append(exchange)
+        exchange.inputs.append((position, message))
+        text = _user_text(message)
+        if text:
+            exchange.user_text.append(text)
+        if is_trigger(message):
+            exchange.triggered = True
+            exchange.position = position
+        return exchange
+
+    def _next_position(self, index: int | None) -> int:
+        self._position += 1
+        if index is not None:
+            self._index_positions[index] = self._position
+        return self._position
+
+    # -- what the service said ----------------------------------------------------------------
+
+    def answering(self) -> Exchange | None:
+        """The exchange the model is answering now: the oldest unanswered triggered one, else
+        the open one (server-side VAD answers streamed audio without a trigger)."""
+        for exchange in self.exchanges:
+            if not exchange.answered and exchange.triggered:
+                return exchange
+        last = self.exchanges[-1] if self.exchanges else None
+        if last is not None and not last.triggered and last.inputs:
+            return last
+        return None
+
+    def model_output(self, text: str = "") -> None:
+        """Model output (text or transcript) of the turn in progress."""
+        if self._turn_ended_without_update and self._handles_this_connection:
+            # Output after a completed turn with no update in between: handles come once.
+            self._learn(HandleMode.ONCE)
+        self._turn_ended_without_update = False
+        exchange = self.answering()
+        if exchange is None:
+            if text:
+                self._orphan_text.append(text)
+            return
+        exchange.output_seen = True
+        if text:
+            exchange.model_text.append(text)
+
+    def input_transcript(self, text: str) -> None:
+        """Transcript of the user's speech, kept for history restore."""
+        exchange = self.answering()
+        if exchange is not None:
+            exchange.input_transcript.append(text)
+
+    def turn_complete(self) -> Exchange | None:
+        """The model's turn completed (a barge-in counts); returns the exchange it answered."""
+        self._turn_ended_without_update = True
+        exchange = self.answering()
+        if exchange is None:
+            if self._orphan_text:
+                model = "".join(self._orphan_text)
+                self._remember({"role": "model", "parts": [{"text": model}]})
+                self._orphan_text.clear()
+            return None
+        exchange.answered = True
+        exchange.output_seen = True
+        if not exchange.triggered:
+            # Server-side VAD ended this turn: later input starts a new exchange.
+            exchange.triggered = True
+            exchange.position = exchange.inputs[-1][0]
+        self._answered_upto = max(self._answered_upto, exchange.position)
+        if self.mode is HandleMode.ONCE:
+            self._cover(lambda e: e.answered)
+        return exchange
+
+    def turn_lost(self) -> None:
+        """The connection died mid-turn: the partial answer will be regenerated."""
+        exchange = self.answering()
+        if exchange is not None:
+            exchange.model_text.clear()
+        self._orphan_text.clear()
+
+    def resumption_update(self, *, resumable: bool) -> None:
+        """A ``sessionResumptionUpdate`` arrived on the current connection."""
+        self._turn_ended_without_update = False
+        if not resumable:
+            return
+        self._handles_this_connection += 1
+        if self._handles_this_connection >= 2:
+            self._learn(HandleMode.PER_TURN)
+        if self.mode is HandleMode.ONCE:
+            self._cover(lambda e: e.answered)
+        elif self.mode is not HandleMode.TRANSPARENT:
+            upto = self._answered_upto
+            self._cover(lambda e: e.answered and e.position <= upto)
+
+    def consumed_index(self, index: int) -> None:
+        """Transparent resumption: the service consumed client messages up to ``index``."""
+        self._learn(HandleMode.TRANSPARENT)
+        position = max((p for i, p in self._index_positions.items() if i <= index), default=0)
+        for exchange in self.exchanges:
+            exchange.inputs = [(p, m) for p, m in exchange.inputs if p > position]
+            if exchange.position <= position and exchange.answered:
+                exchange.inputs.clear()
+        self._cover(lambda e: e.answered and not e.inputs)
+
+    def go_away(self) -> None:
+        """A goAway arrived: a turn that ended with no update after it means handles come once."""
+        if self._turn_ended_without_update and self._handles_this_connection:
+            self._learn(HandleMode.ONCE)
+
+    def _learn(self, mode: HandleMode) -> None:
+        if self.mode is HandleMode.UNKNOWN or mode is HandleMode.TRANSPARENT:
+            self.mode = mode
+
+    def _cover(self, covered: Callable[[Exchange], bool]) -> None:
+        """Move leading covered exchanges into the transcript, keeping order."""
+        while self.exchanges and covered(self.exchanges[0]):
+            for content in self.exchanges.popleft().contents():
+                self._remember(content)
+
+    def _remember(self, content: dict[str, Any]) -> None:
+        self.transcript.append(content)
+        while len(self.transcript) > self.transcript_limit:
+            self.transcript.popleft()
+
+    # -- reconnecting -------------------------------------------------------------------------
+
+    @property
+    def handoff_ready(self) -> bool:
+        """Switching connections now loses and repeats nothing: every question was answered
+        and (unless handles come once) covered by a handle. Open streamed input is fine: it is
+        newer than the handle and is sent again."""
+        if self.mode in (HandleMode.ONCE, HandleMode.TRANSPARENT):
+            return not any(e.triggered and not e.answered for e in self.exchanges)
+        return not any(e.triggered for e in self.exchanges)
+
+    def new_connection(self) -> None:
+        """A new connection starts: per-connection evidence and indices restart."""
+        self._handles_this_connection = 0
+        self._turn_ended_without_update = False
+        self._answered_upto = 0
+        self._index_positions.clear()
+
+    def plan(self, *, have_handle: bool) -> ResumePlan:
+        """What to send on the next connection (see the module docstring). Call after
+        :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
+        are numbered here as sent, with client indices 1, 2, ..."""
+        if not have_handle:
+            plan = self._plan_fresh()
+        elif self.mode is HandleMode.ONCE:
+            unanswered = [e for e in self.exchanges if e.triggered and not e.answered]
+            if any(not e.output_seen for e in unanswered):
+                plan = self._plan_fresh()
+            else:
+                replay = self._replay([e for e in self.exchanges if not e.triggered])
+                if unanswered:
+                    self._next_position(None)  # the prompt to continue
+                plan = ResumePlan(resume=True, replay=replay, prompt_continue=bool(unanswered))
+        elif self.mode is HandleMode.UNKNOWN and any(e.answered for e in self.exchanges):
+            # Cannot tell whether the handle already covers these answers.
+            plan = self._plan_fresh()
+        else:
+            answered = [e for e in self.exchanges if e.answered]
+            history = self._restore(answered, [])
+            replay = self._replay([e for e in self.exchanges if not e.answered])
+            plan = ResumePlan(resume=True, history=history, replay=replay)
+        first = self._position - len(plan.messages)
+        for index in range(1, len(plan.messages) + 1):
+            self._index_positions[index] = first + index
+        return plan
+
+    def _plan_fresh(self) -> ResumePlan:
+        answered = [e for e in self.exchanges if e.answered]
+        history = self._restore(answered, list(self.transcript))
+        replay = self._replay([e for e in self.exchanges if not e.answered])
+        return ResumePlan(resume=False, history=history, replay=replay)
+
+    def _restore(
+        self, answered: list[Exchange], prefix: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        contents = prefix + [c for e in answered for c in e.contents()]
+        if not contents:
+            return None
+        position = self._next_position(None)
+        for exchange in answered:
+            exchange.position = position
+        return history_message(contents)
+
+    def _replay(self, exchanges: list[Exchange]) -> tuple[dict[str, Any], ...]:
+        out: list[dict[str, Any]] = []
+        for exchange in exchanges:
+            renumbered = []
+            for _, message in exchange.inputs:
+                renumbered.append((self._next_position(None), message))
+                out.append(message)
+            exchange.inputs = renumbered
+            if exchange.triggered and renumbered:
+                exchange.position = renumbered[-1][0]
+        return tuple(out)

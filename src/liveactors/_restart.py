@@ -1,0 +1,86 @@
+"""When to reconnect, and when to give up (pure: no trio, no clock of its own).
+
+Every reconnect attempt, a refused resume included, counts toward ``max_restarts`` within
+``within`` seconds, until a connection makes progress (setup completed and then a turn completed
+or a resumable handle arrived), which resets the count and the backoff. So a service that drops
+the line after every turn never kills a conversation that keeps moving, while one that never lets
+a turn finish fails it after ``max_restarts`` tries. A GoAway handoff is planned, not a restart,
+and never counts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._errors import InvalidCommand
+
+__all__ = ["RestartBudget", "RestartPolicy"]
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidCommand(f"RestartPolicy.{attribute.name} must be a number >= 0, not {value!r}")
+
+
+@attrs.frozen
+class RestartPolicy:
+    """Exponential backoff with jitter and an intensity limit for reconnects."""
+
+    max_restarts: int = attrs.field(default=5, validator=_non_negative)
+    within: float = attrs.field(default=60.0, validator=_non_negative)
+    backoff_initial: float = attrs.field(default=0.1, validator=_non_negative)
+    backoff_max: float = attrs.field(default=10.0, validator=_non_negative)
+    jitter: float = attrs.field(default=0.2, validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.max_restarts, int):
+            raise InvalidCommand(
+                f"RestartPolicy.max_restarts must be an int, not {self.max_restarts!r}"
+            )
+        if self.jitter > 1:
+            raise InvalidCommand(
+                f"RestartPolicy.jitter must be between 0 and 1, not {self.jitter!r}"
+            )
+        if self.backoff_max < self.backoff_initial:
+            raise InvalidCommand(
+                "RestartPolicy.backoff_max must be >= backoff_initial "
+                f"({self.backoff_max!r} < {self.backoff_initial!r})"
+            )
+
+    def delay(self, attempt: int, random: Callable[[], float]) -> float:
+        """Backoff before attempt number ``attempt`` (1-based), with jitter from ``random()``
+        in [0, 1)."""
+        base = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        return max(0.0, base * (1.0 + self.jitter * (2.0 * random() - 1.0)))
+
+
+@attrs.define
+class RestartBudget:
+    """The running count of reconnect attempts of one conversation."""
+
+    policy: RestartPolicy
+    #: Times of the attempts inside the intensity window.
+    attempts: deque[float] = attrs.field(factory=deque)
+    #: Attempts since the last progress (drives the backoff exponent).
+    consecutive: int = 0
+
+    def next_delay(self, now: float, random: Callable[[], float]) -> float | None:
+        """Count one more attempt at ``now``: its backoff delay, or None when the budget is
+        spent and the conversation should fail."""
+        window_start = now - self.policy.within
+        while self.attempts and self.attempts[0] < window_start:
+            self.attempts.popleft()
+        if len(self.attempts) >= self.policy.max_restarts:
+            return None
+        self.attempts.append(now)
+        self.consecutive += 1
+        return self.policy.delay(self.consecutive, random)
+
+    def progress(self) -> None:
+        """The connection made progress: forget earlier failures."""
+        self.attempts.clear()
+        self.consecutive = 0

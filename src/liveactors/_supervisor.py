@@ -1,0 +1,683 @@
+"""The supervisor: one conversation's connections, from first connect to final close.
+
+Theory of operation. A conversation runs in one nursery that it owns. Inside it the supervisor
+loops over connections; each connection runs a *reader* (frames -> events -> subscribers, hooks,
+tool calls) and a *writer* (mailbox -> frames). Tool calls run in tasks of the conversation's
+nursery, so they survive a reconnect and answer on whichever connection is current.
+
+The connection ends in one of three ways:
+
+* **stop**: the writer reached a stop command: close with 1000; the conversation ends.
+* **handoff** after ``goAway``: new input is held in the mailbox, in order; tool results still
+  go out. Once the current turn reached a resumable point (the ledger says every question was
+  answered and covered, no blocking call pending) — or the time left is nearly over — the old
+  socket is closed (the service refuses a resume while it is open) and a new connection resumes
+  with the latest handle. A handoff is planned and never counts as a restart.
+* **failure**: a retryable close (1000/1006/1011/1013, EOF, bad frame) reconnects with backoff
+  under the :class:`~liveactors.RestartPolicy`; ``HandleExpired`` starts a fresh session that
+  restores the transcript; any other ``SessionRejected`` fails the conversation.
+
+On every new connection the :class:`~liveactors._protocol.ledger.InputLedger` plans what to
+send before new input, so nothing acknowledged is lost and nothing answered is asked twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import enum
+import inspect
+import json
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import attrs
+import trio
+from google.genai import types
+
+from . import events as ev
+from ._backend import GeminiBackend
+from ._bus import Bus
+from ._conversation import (
+    Conversation,
+    ConversationRef,
+    ConversationState,
+    ConversationStatistics,
+)
+from ._errors import (
+    ConnectionLost,
+    ConversationStopped,
+    HandleExpired,
+    InvalidCommand,
+    LiveError,
+    ProtocolError,
+    SessionRejected,
+)
+from ._mailbox import Mailbox
+from ._protocol import encode
+from ._protocol.connection import LiveConnection
+from ._protocol.events import EventTracker, TurnPhase
+from ._protocol.ledger import HandleMode, InputLedger
+from ._protocol.setup import ConfigLike, coerce_config, encode_setup
+from ._reply import ReplyBuilder
+from ._restart import RestartBudget, RestartPolicy
+from ._transport import Link
+
+__all__ = ["ConnectGate", "Supervisor", "live_config"]
+
+log = logging.getLogger("liveactors.supervisor")
+
+#: Awaited before every connect (admission control and connect-rate limiting).
+ConnectGate = Callable[[], Awaitable[None]]
+
+#: Switch at the latest this long before a goAway's deadline (capped at a quarter of it).
+_HANDOFF_MARGIN: Final = 1.0
+
+
+class _Outcome(enum.Enum):
+    STOP = "stop"
+    HANDOFF = "handoff"
+
+
+@attrs.frozen
+class _Send:
+    message: dict[str, Any] = attrs.field(repr=False)
+    reply: ReplyBuilder | None = None
+
+
+@attrs.frozen
+class _ToolResult:
+    responses: tuple[types.FunctionResponse, ...]
+
+
+@attrs.frozen
+class _Stop:
+    grace: float
+
+
+_Command = _Send | _ToolResult | _Stop
+
+
+def live_config(config: ConfigLike) -> tuple[types.LiveConnectConfig, str | None]:
+    """The config a supervised conversation connects with, and the handle it starts from.
+
+    Session resumption is always on (the supervisor needs handles); sliding-window context
+    compression is on unless the config sets ``context_window_compression`` itself, so sessions
+    are not capped at 15 (audio) or 2 (video) minutes.
+    """
+    cfg = coerce_config(config)
+    update: dict[str, Any] = {}
+    handle = None
+    if cfg.session_resumption is None:
+        update["session_resumption"] = types.SessionResumptionConfig()
+    elif cfg.session_resumption.handle:
+        handle = cfg.session_resumption.handle
+        update["session_resumption"] = cfg.session_resumption.model_copy(update={"handle": None})
+    if cfg.context_window_compression is None:
+        update["context_window_compression"] = types.ContextWindowCompressionConfig(
+            sliding_window=types.SlidingWindow()
+        )
+    return (cfg.model_copy(update=update) if update else cfg), handle
+
+
+def _non_blocking(config: types.LiveConnectConfig) -> frozenset[str]:
+    names = set()
+    for tool in config.tools or ():
+        for declaration in getattr(tool, "function_declarations", None) or ():
+            behavior = getattr(declaration.behavior, "value", declaration.behavior)
+            if behavior == "NON_BLOCKING" and declaration.name:
+                names.add(declaration.name)
+    return frozenset(names)
+
+
+def _manual_vad(config: types.LiveConnectConfig) -> bool:
+    rtc = config.realtime_input_config
+    aad = rtc.automatic_activity_detection if rtc is not None else None
+    return bool(aad is not None and aad.disabled)
+
+
+@attrs.define(eq=False)
+class _ToolRun:
+    """One execution of a function, possibly answering several call ids (a call re-issued
+    after a reconnect is answered by the run already under way)."""
+
+    call: types.FunctionCall
+    ids: list[str]
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    response: types.FunctionResponse | None = None
+
+
+class Supervisor:
+    """Runs one conversation (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        backend: GeminiBackend,
+        config: ConfigLike,
+        actor: Conversation,
+        bus: Bus,
+        restart: RestartPolicy,
+        gate: ConnectGate | None = None,
+        initial_handle: str | None = None,
+        on_handle: Callable[[str], None] | None = None,
+        mailbox_size: int = 256,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.config, handle = live_config(config)
+        self._setup = encode_setup(self.config, backend.model)
+        self.actor = actor
+        self.bus = bus
+        self.policy = restart
+        self._budget = RestartBudget(restart)
+        self._gate = gate
+        self._on_handle = on_handle
+        self._rng = rng
+        self.tracker = EventTracker(name, non_blocking=_non_blocking(self.config))
+        self.tracker.handle = initial_handle or handle
+        self.ledger = InputLedger()
+        self.mailbox: Mailbox[_Command] = Mailbox(mailbox_size)
+        self.manual_vad = _manual_vad(self.config)
+        self.ref = ConversationRef(self)
+        actor.ref = self.ref
+        self.state = ConversationState.CONNECTING
+        self.finished = False
+        self._finished = trio.Event()
+        self._started = False
+        self._answers_tools = type(actor).answers_tool_calls()
+        self._on_event = type(actor).on_event is not Conversation.on_event
+        self._on_turn = type(actor).on_turn_complete is not Conversation.on_turn_complete
+        self._nursery: trio.Nursery | None = None
+        self._holding = False
+        self._deadline = math.inf
+        self._draining = False
+        self._conn_error: LiveError | None = None
+        self._replies: dict[int, ReplyBuilder] = {}
+        self._runs: dict[str, _ToolRun] = {}
+        self._runs_by_key: dict[str, _ToolRun] = {}
+        self._handle_time: float | None = None
+        self.connections = 0
+        self.reconnects = 0
+        self.handoffs = 0
+        self.messages_in = 0
+        self.messages_out = 0
+        self.tokens = 0
+
+    def __repr__(self) -> str:
+        return f"<Supervisor {self.name!r} {self.state.value}>"
+
+    # -- commands from ConversationRef ------------------------------------------------------
+
+    async def submit(self, message: dict[str, Any], reply: ReplyBuilder | None = None) -> None:
+        """Queue one validated input message."""
+        await self.mailbox.put(_Send(message, reply))
+
+    async def submit_tool_response(self, responses: list[types.FunctionResponse]) -> None:
+        """Queue tool responses; every id must belong to a pending call."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.mailbox.closed:
+            await self.mailbox.put(_ToolResult(()))  # raises the mailbox's closing error
+        pending = self.tracker.pending_calls
+        for response in responses:
+            if response.id not in pending:
+                known = ", ".join(sorted(pending)) or "none"
+                raise InvalidCommand(
+                    f"no pending tool call with id {response.id!r} (pending: {known})"
+                )
+        self.mailbox.put_urgent(_ToolResult(tuple(responses)))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def require_manual_vad(self, what: str) -> None:
+        """``activity_start``/``activity_end`` only mean something with manual VAD."""
+        if not self.manual_vad:
+            raise InvalidCommand(
+                f"{what}() needs manual VAD: set realtime_input_config."
+                "automatic_activity_detection.disabled=True in the config"
+            )
+
+    def require_automatic_vad(self, what: str) -> None:
+        """``audio_stream_end`` only means something with automatic VAD."""
+        if self.manual_vad:
+            raise InvalidCommand(
+                f"{what}() is for automatic VAD; with manual VAD use activity_end()"
+            )
+
+    async def stop(self, grace: float) -> None:
+        """Queue a stop after everything already sent, then wait until closed."""
+        if not self.finished and not self.mailbox.closed:
+            with contextlib.suppress(LiveError):
+                await self.mailbox.put(_Stop(max(0.0, grace)))
+        await self._finished.wait()
+
+    async def wait_finished(self) -> None:
+        """Until the conversation is closed or failed."""
+        await self._finished.wait()
+
+    def statistics(self) -> ConversationStatistics:
+        """A snapshot of the counters."""
+        age = None if self._handle_time is None else trio.current_time() - self._handle_time
+        subs = self.bus._by_conversation.get(self.name, ())
+        return ConversationStatistics(
+            name=self.name,
+            state=self.state,
+            connections=self.connections,
+            reconnects=self.reconnects,
+            handoffs=self.handoffs,
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            tokens=self.tokens,
+            turns=self.tracker.turns_completed,
+            last_handle_age=age,
+            mailbox=len(self.mailbox),
+            subscribers=len(subs),
+            events_dropped=sum(s.dropped for s in subs),
+        )
+
+    # -- the supervision loop -----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the conversation until it is stopped, fails or is cancelled.
+
+        Until the first connection is set up, a failure raises (so ``spawn`` sees it); after
+        that it becomes a :class:`~liveactors.events.ConversationFailed` event.
+        """
+        outcome: LiveError | None = None
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self._supervise(task_status)
+            except LiveError as exc:
+                outcome = exc
+            finally:
+                nursery.cancel_scope.cancel()
+                self._finish(outcome)
+        if outcome is not None and not self._started:
+            raise outcome
+
+    async def _supervise(self, task_status: trio.TaskStatus[None]) -> None:
+        while True:
+            try:
+                outcome = await self._connection(task_status)
+            except HandleExpired as exc:
+                log.info("%s: resumption handle refused; starting a fresh session", self.name)
+                self.tracker.handle = None
+                await self._recover(exc)
+                continue
+            except SessionRejected:
+                raise
+            except (ConnectionLost, ProtocolError) as exc:
+                await self._recover(exc)
+                continue
+            if outcome is _Outcome.STOP:
+                if self._on_stop_hook():
+                    await self.actor.on_stop()
+                return
+            self.handoffs += 1
+            self.state = ConversationState.RECONNECTING
+
+    def _on_stop_hook(self) -> bool:
+        return type(self.actor).on_stop is not Conversation.on_stop
+
+    async def _recover(self, exc: LiveError) -> None:
+        """After a failed connection: close the turn it cut, then back off (or give up)."""
+        self.state = ConversationState.RECONNECTING
+        for event in self.tracker.connection_lost():
+            await self._deliver(event)
+        self.ledger.turn_lost()
+        answering = self.ledger.answering()
+        if answering is not None and answering.number in self._replies:
+            self._replies[answering.number].reset()
+        delay = self._budget.next_delay(trio.current_time(), self._rng)
+        if delay is None:
+            log.warning(
+                "%s: giving up after %d reconnect attempts", self.name, self.policy.max_restarts
+            )
+            raise exc
+        self.reconnects += 1
+        await self._deliver(
+            self.tracker.emit(
+                ev.Reconnecting,
+                reason=str(exc),
+                attempt=self._budget.consecutive,
+                delay=delay,
+            )
+        )
+        await trio.sleep(delay)
+
+    async def _connection(self, task_status: trio.TaskStatus[None]) -> _Outcome:
+        """One connection: connect, set up, replay, run until stop / handoff / failure."""
+        self.ledger.new_connection()
+        handle = self.tracker.handle
+        plan = self.ledger.plan(have_handle=handle is not None)
+        if not plan.resume:
+            handle = None
+        if self._gate is not None:
+            await self._gate()
+        conn = LiveConnection(number=self.connections + 1)
+        async with self.backend.transport.connect(self.backend.connect_request()) as link:
+            await link.send(conn.send_setup(self._setup_with(handle)))
+            with trio.move_on_after(self.backend.setup_timeout) as waited:
+                frame = await link.receive()
+            if waited.cancelled_caught:
+                raise ConnectionLost(
+                    f"no setupComplete within {self.backend.setup_timeout:g}s of sending setup"
+                )
+            self.messages_in += 1
+            conn.receive(frame)
+            self.connections += 1
+            if handle is None or self.ledger.mode is not HandleMode.ONCE:
+                # The service's state predates these calls: a regenerated turn asks again.
+                self.tracker.pending_calls.clear()
+                self.tracker.phase = TurnPhase.IDLE
+            self.state = ConversationState.READY
+            self._holding = False
+            self._deadline = math.inf
+            await self._deliver(
+                self.tracker.emit(
+                    ev.Connected,
+                    session_id=conn.session_id,
+                    resumed=handle is not None,
+                    connection=conn.number,
+                )
+            )
+            for message in plan.messages:
+                _, text = conn.send(message)
+                self.messages_out += 1
+                await link.send(text)
+            if plan.history is not None and not plan.resume and self.connections > 1:
+                turns = len(plan.history["clientContent"]["turns"])
+                await self._deliver(self.tracker.emit(ev.HistoryRestored, turns=turns))
+            if not self._started:
+                self._started = True
+                task_status.started()
+                if type(self.actor).on_start is not Conversation.on_start:
+                    await self.actor.on_start()
+            return await self._run_connection(link, conn)
+
+    def _setup_with(self, handle: str | None) -> dict[str, Any]:
+        if handle is None:
+            return self._setup
+        setup = copy.deepcopy(self._setup)
+        setup["setup"].setdefault("sessionResumption", {})["handle"] = handle
+        return setup
+
+    async def _run_connection(self, link: Link, conn: LiveConnection) -> _Outcome:
+        self._conn_error = None
+        outcome = _Outcome.HANDOFF
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, link, conn, nursery.cancel_scope)
+            try:
+                outcome = await self._writer(link, conn)
+            except LiveError as exc:
+                if self._conn_error is None:
+                    self._conn_error = exc
+            nursery.cancel_scope.cancel()
+        if self._conn_error is not None:
+            raise self._conn_error
+        return outcome
+
+    # -- writer -------------------------------------------------------------------------------
+
+    async def _writer(self, link: Link, conn: LiveConnection) -> _Outcome:
+        mailbox = self.mailbox
+        while True:
+            if (self._holding or self._draining) and (
+                self._switch_ready() or trio.current_time() >= self._deadline
+            ):
+                return _Outcome.STOP if self._draining else _Outcome.HANDOFF
+            command = mailbox.take(include_input=not (self._holding or self._draining))
+            if command is None:
+                with trio.move_on_at(self._deadline):
+                    await mailbox.wait()
+                continue
+            if type(command) is _Send:
+                await self._send_input(link, conn, command)
+            elif type(command) is _ToolResult:
+                await self._send_tool_result(link, conn, command)
+            elif type(command) is _Stop:
+                self._draining = True
+                self._deadline = min(self._deadline, trio.current_time() + command.grace)
+
+    def _switch_ready(self) -> bool:
+        """Whether the connection can end now without losing or repeating anything."""
+        tracker = self.tracker
+        if tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool:
+            return False
+        if self._draining:
+            return not any(e.triggered and not e.answered for e in self.ledger.exchanges)
+        return self.ledger.handoff_ready
+
+    async def _send_input(self, link: Link, conn: LiveConnection, command: _Send) -> None:
+        message = command.message
+        index, text = conn.send(message)
+        exchange = self.ledger.sent(message, index)
+        if command.reply is not None and exchange is not None:
+            self._replies[exchange.number] = command.reply
+        self.messages_out += 1
+        await link.send(text)
+
+    async def _send_tool_result(
+        self, link: Link, conn: LiveConnection, command: _ToolResult
+    ) -> None:
+        pending = self.tracker.pending_calls
+        live = [r for r in command.responses if r.id in pending]
+        if not live:
+            log.debug("%s: dropped a tool result for calls no longer pending", self.name)
+            return
+        _, text = conn.send(encode.tool_response(live))
+        self.tracker.tool_responded([r.id for r in live if r.id])
+        self.messages_out += 1
+        await link.send(text)
+        if self._holding:
+            self.mailbox.poke()
+
+    # -- reader -------------------------------------------------------------------------------
+
+    async def _reader(self, link: Link, conn: LiveConnection, scope: trio.CancelScope) -> None:
+        tracker = self.tracker
+        try:
+            while True:
+                frame = await link.receive()
+                self.messages_in += 1
+                for event in tracker.events(conn.receive(frame)):
+                    self._account(event)
+                    await self._deliver(event)
+                    if type(event) is ev.TurnComplete and self._on_turn:
+                        await self.actor.on_turn_complete(event)
+                if self._holding or self._draining:
+                    self.mailbox.poke()
+        except LiveError as exc:
+            if self._conn_error is None:
+                self._conn_error = exc
+            scope.cancel()
+
+    async def _deliver(self, event: ev.Event) -> None:
+        blocked = self.bus.publish_nowait(event)
+        if blocked:
+            for sub in blocked:
+                await sub._put(event)
+        if self._on_event:
+            await self.actor.on_event(event)
+
+    def _account(self, event: ev.Event) -> None:
+        """Update the ledger, replies and tools for one event (before subscribers see it)."""
+        kind = type(event)
+        ledger = self.ledger
+        if kind is ev.AudioChunk or kind is ev.ModelPart:
+            ledger.model_output()
+        elif kind is ev.TextDelta or kind is ev.OutputTranscript:
+            ledger.model_output(event.text)  # type: ignore[attr-defined]
+        elif kind is ev.InputTranscript:
+            ledger.input_transcript(event.text)  # type: ignore[attr-defined]
+        elif kind is ev.ToolCall:
+            ledger.model_output()
+            self._feed(event)
+            self._start_tools(event)  # type: ignore[arg-type]
+            return
+        elif kind is ev.ToolCallCancelled:
+            self._cancel_tools(event.ids)  # type: ignore[attr-defined]
+        elif kind is ev.Usage:
+            self.tokens += event.metadata.total_token_count or 0  # type: ignore[attr-defined]
+        elif kind is ev.TurnComplete:
+            self._feed(event)
+            exchange = ledger.turn_complete()
+            if exchange is not None:
+                builder = self._replies.pop(exchange.number, None)
+                if builder is not None:
+                    builder.complete(event.turn)
+            self._budget.progress()
+            self._runs_by_key.clear()
+            return
+        elif kind is ev.ResumptionUpdate:
+            self._resumption(event)  # type: ignore[arg-type]
+            return
+        elif kind is ev.GoAway:
+            ledger.go_away()
+            self._begin_handoff(event.time_left)  # type: ignore[attr-defined]
+            return
+        self._feed(event)
+
+    def _feed(self, event: ev.Event) -> None:
+        if not self._replies:
+            return
+        exchange = self.ledger.answering()
+        if exchange is not None:
+            builder = self._replies.get(exchange.number)
+            if builder is not None:
+                builder.feed(event)
+
+    def _resumption(self, event: ev.ResumptionUpdate) -> None:
+        resumable = event.resumable and bool(event.handle)
+        self.ledger.resumption_update(resumable=resumable)
+        if event.last_consumed_client_message_index is not None:
+            self.ledger.consumed_index(event.last_consumed_client_message_index)
+        if resumable:
+            self._budget.progress()
+            self._handle_time = trio.current_time()
+            if self._on_handle is not None and event.handle:
+                self._on_handle(event.handle)
+
+    def _begin_handoff(self, time_left: float) -> None:
+        margin = min(_HANDOFF_MARGIN, time_left / 4)
+        self._holding = True
+        self._deadline = min(self._deadline, trio.current_time() + max(0.0, time_left - margin))
+        self.mailbox.poke()
+
+    # -- tools --------------------------------------------------------------------------------
+
+    def _start_tools(self, event: ev.ToolCall) -> None:
+        if not self._answers_tools or self._nursery is None:
+            return
+        for call in event.calls:
+            if not call.id:
+                continue
+            key = f"{call.name}\0{json.dumps(call.args or {}, sort_keys=True, default=str)}"
+            run = self._runs_by_key.get(key)
+            if run is not None:
+                # The same call again after a reconnect: answer it from the run under way.
+                run.ids.append(call.id)
+                self._runs[call.id] = run
+                if run.response is not None:
+                    self._answer(run, [call.id])
+                continue
+            run = _ToolRun(call, [call.id])
+            self._runs[call.id] = run
+            self._runs_by_key[key] = run
+            self._nursery.start_soon(self._run_tool, run)
+
+    def _cancel_tools(self, ids: tuple[str, ...]) -> None:
+        for call_id in ids:
+            run = self._runs.pop(call_id, None)
+            if run is None:
+                continue
+            if call_id in run.ids:
+                run.ids.remove(call_id)
+            if not run.ids:
+                run.scope.cancel()
+                for key, value in list(self._runs_by_key.items()):
+                    if value is run:
+                        del self._runs_by_key[key]
+
+    async def _run_tool(self, run: _ToolRun) -> None:
+        call = run.call
+        with run.scope:
+            try:
+                handler = self.actor.on_tool_call
+                if inspect.iscoroutinefunction(handler):
+                    result = await handler(call)
+                else:
+                    result = await trio.to_thread.run_sync(handler, call, abandon_on_cancel=True)
+            except Exception as exc:  # the user's function failed: the model hears why
+                log.info("%s: tool %s raised %s", self.name, call.name, type(exc).__name__)
+                result = {"error": f"{type(exc).__name__}: {exc}"}
+        if run.scope.cancelled_caught:
+            return
+        run.response = self._response_for(call, result)
+        self._answer(run, list(run.ids))
+
+    def _answer(self, run: _ToolRun, ids: list[str]) -> None:
+        assert run.response is not None
+        responses = tuple(run.response.model_copy(update={"id": i}) for i in ids)
+        for call_id in ids:
+            self._runs.pop(call_id, None)
+        self.mailbox.put_urgent(_ToolResult(responses))
+
+    def _response_for(self, call: types.FunctionCall, result: Any) -> types.FunctionResponse:
+        if isinstance(result, types.FunctionResponse):
+            response = result.model_copy(update={"id": call.id, "name": result.name or call.name})
+        else:
+            if isinstance(result, dict) and ({"output", "error"} & result.keys()):
+                body = result
+            else:
+                body = {"output": result}
+            response = types.FunctionResponse(id=call.id, name=call.name, response=body)
+        if call.name in self.tracker.non_blocking and response.scheduling is None:
+            scheduling = self.actor.scheduling.get(call.name or "", "WHEN_IDLE")
+            response = response.model_copy(
+                update={"scheduling": types.FunctionResponseScheduling(scheduling)}
+            )
+        return response
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def _finish(self, outcome: LiveError | None) -> None:
+        """Record the end: refuse commands, fail waiting asks, publish the last events."""
+        if self.finished:
+            return
+        self.finished = True
+        if outcome is None:
+            self.state = ConversationState.CLOSED
+            name = self.name
+
+            def error() -> LiveError:
+                return ConversationStopped(f"conversation {name!r} is closed")
+
+        else:
+            self.state = ConversationState.FAILED
+            error = _refusal(self.name, outcome)
+        self.mailbox.close(error)
+        for builder in self._replies.values():
+            builder.fail(error())
+        self._replies.clear()
+        if outcome is not None and self._started:
+            self.bus.publish_nowait(
+                self.tracker.emit(ev.ConversationFailed, error=outcome), force=True
+            )
+        self.bus.publish_nowait(self.tracker.emit(ev.ConversationClosed), force=True)
+        self.bus.end_conversation(self.name)
+        self._finished.set()
+
+
+def _refusal(name: str, outcome: LiveError) -> Callable[[], LiveError]:
+    """What further commands raise after the conversation failed with ``outcome``."""
+    if isinstance(outcome, SessionRejected):
+        cls = type(outcome)
+        message, close = str(outcome), outcome.close
+        return lambda: cls(message, close)
+    return lambda: ConversationStopped(f"conversation {name!r} failed: {outcome}")
