@@ -12,6 +12,7 @@ import os
 import re
 import ssl
 from typing import Final
+from urllib.parse import urlsplit
 
 from ._errors import InvalidCommand
 from ._transport import ConnectRequest, Transport, WebSocketTransport
@@ -26,6 +27,7 @@ TEXT_MODEL: Final = "gemini-live-2.5-flash-preview"
 _DEFAULT_BASE_URL: Final = "wss://generativelanguage.googleapis.com"
 _VERSION = re.compile(r"^v\d+(alpha|beta)?\d*$")
 _EPHEMERAL_PREFIX: Final = "auth_tokens/"
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 class GeminiBackend:
@@ -63,8 +65,11 @@ class GeminiBackend:
             raise InvalidCommand(
                 "no API key: pass api_key=..., or set GEMINI_API_KEY or GOOGLE_API_KEY"
             )
-        if not isinstance(key, str) or any(c in key for c in "\r\n\0"):
-            raise InvalidCommand("the API key must be a single-line string")
+        if not isinstance(key, str) or not _PRINTABLE_ASCII.fullmatch(key):
+            # Never echo the key itself: it may be right but for a stray character.
+            raise InvalidCommand(
+                "the API key must be a string of printable ASCII characters without spaces"
+            )
         if not isinstance(model, str) or not model:
             raise InvalidCommand("model must be a non-empty string")
         if not _VERSION.match(api_version):
@@ -124,4 +129,19 @@ def _ws_base(base_url: str) -> str:
     scheme = {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme.lower())
     if scheme not in ("ws", "wss"):
         raise InvalidCommand(f"base_url must use ws, wss, http or https, not {scheme!r}")
-    return f"{scheme}://{rest.rstrip('/')}"
+    url = f"{scheme}://{rest.rstrip('/')}"
+    # The messages below never repeat the URL: a query or user info may hold a credential.
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        raise InvalidCommand("base_url has an invalid host or port") from None
+    if not parts.hostname:
+        raise InvalidCommand("base_url has no host")
+    if parts.query or parts.fragment:
+        raise InvalidCommand(
+            "base_url must not have a query or fragment (pass the API key as api_key)"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise InvalidCommand("base_url must not contain user info (pass the API key as api_key)")
+    return url

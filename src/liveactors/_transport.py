@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
-from typing import Protocol
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from typing import NoReturn, Protocol
 from urllib.parse import urlsplit
 
 import attrs
 import trio
 import trio_websocket
 
-from ._errors import CloseInfo, ConnectionLost, SessionRejected
+from ._errors import CloseInfo, ConnectionLost, LiveError, SessionRejected
 from ._protocol.close import ABNORMAL, classify_close, rejected_upgrade
 
 __all__ = [
@@ -81,6 +82,8 @@ class Link:
         reason = exc.reason
         code = reason.code if reason is not None else ABNORMAL
         text = (reason.reason or "") if reason is not None else ""
+        # Verbatim, except that a peer echoing our credential never gets it into an error.
+        text = _redact(text, _secrets_of(self._request))
         if self.close_info is None:
             self.close_info = CloseInfo(code, text)
         return classify_close(self.close_info.code, self.close_info.reason)
@@ -122,49 +125,294 @@ class Transport(Protocol):
 
 StreamOpener = Callable[[ConnectRequest], Awaitable[trio.abc.Stream]]
 
+#: trio-websocket reads 4 KiB at a time by default; one 100 ms chunk of 24 kHz audio is ~6.5 KiB
+#: of JSON, so a larger read halves the reader's wake-ups on the hot path.
+_RECEIVE_BUFFER = 64 * 1024
+_REDACTED = "<redacted>"
+
+
+def _secrets_of(request: ConnectRequest) -> tuple[str, ...]:
+    """The credential strings in ``request``'s headers (a ``Token x`` value yields ``x`` too)."""
+    found: list[str] = []
+    for _, value in request.headers:
+        found.append(value)
+        scheme, _, rest = value.partition(" ")
+        if rest and scheme.lower() in ("token", "bearer"):
+            found.append(rest)
+    # Longest first, so a bare token inside "Token <token>" is replaced as a whole.
+    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+
+
+def _redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
+class _SecretFilter(logging.Filter):
+    """Redacts the credentials of open connections from trio-websocket's own log records
+    (it logs close reasons, which a peer may fill with anything)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: Counter[str] = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.active:
+            secrets = tuple(sorted(self.active, key=len, reverse=True))
+            try:
+                message = record.getMessage()
+            except Exception:  # a malformed record is the handler's business, not ours
+                return True
+            redacted = _redact(message, secrets)
+            if redacted is not message:
+                record.msg, record.args = redacted, None
+        return True
+
+    @contextmanager
+    def watching(self, secrets: tuple[str, ...]) -> Iterator[None]:
+        self.active.update(secrets)
+        try:
+            yield
+        finally:
+            self.active.subtract(secrets)
+            self.active += Counter()  # drop the zero counts
+
+
+_SECRET_FILTER = _SecretFilter()
+logging.getLogger("trio-websocket").addFilter(_SECRET_FILTER)
+
+
+class _WatchedStream(trio.abc.Stream):
+    """Forwards to ``stream`` and reports its end while the WebSocket handshake is pending.
+
+    trio-websocket waits for the upgrade response forever if the peer hangs up first (or TLS
+    fails) without answering; this lets :func:`_handshake` notice at once instead of at the
+    connect timeout.
+    """
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.on_end: Callable[[], object] | None = None
+        self.error: BaseException | None = None
+        self.ended = False
+
+    def _end(self, error: BaseException | None) -> None:
+        if self.on_end is not None and not self.ended:
+            self.ended, self.error = True, error
+            self.on_end()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._end(exc)
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            data = await self.stream.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._end(exc)
+            raise
+        if not data:
+            self._end(None)
+        return data
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class _ReaderStarter:
+    """What trio-websocket gets as its "nursery": starts the reader task inside a shielded scope.
+
+    The reader must outlive a cancellation of the code using the link, or the closing handshake
+    that :meth:`Link.aclose` does on the way out could never read the peer's reply and would
+    always wait for the whole close timeout. The scope is cancelled explicitly once the link
+    is closed.
+    """
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.scope = trio.CancelScope(shield=True)
+
+    def start_soon(
+        self, fn: Callable[[], Awaitable[object]], *args: object, name: object = None
+    ) -> None:
+        async def shielded() -> None:
+            with self.scope:
+                await fn(*args)
+
+        self._nursery.start_soon(shielded, name=name or fn)
+
 
 @asynccontextmanager
 async def _open_link(request: ConnectRequest, open_stream: StreamOpener) -> AsyncIterator[Link]:
-    """Open a stream, do the WebSocket handshake, yield a Link; close it on the way out."""
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
-    async with trio.open_nursery() as nursery:
+    """Open a stream, do the WebSocket handshake, yield a Link; close it on the way out.
+
+    Errors come out as the :mod:`liveactors` exception they mean, never wrapped in an
+    exception group: the reader task's nursery is an implementation detail.
+    """
+    secrets = _secrets_of(request)
+    with _SECRET_FILTER.watching(secrets):
         try:
-            with trio.fail_after(request.connect_timeout):
-                stream = await open_stream(request)
+            async with trio.open_nursery() as nursery:
+                readers = _ReaderStarter(nursery)
                 try:
-                    ws = await trio_websocket.wrap_client_stream(
-                        nursery,
-                        stream,  # type: ignore[arg-type]  # any trio Stream works
-                        request.host,
-                        request.resource,
-                        extra_headers=headers,
-                        max_message_size=request.max_message_size,
-                    )
-                except BaseException:
-                    await trio.aclose_forcefully(stream)
-                    raise
-        except trio.TooSlowError:
+                    ws = await _handshake(readers, request, open_stream, secrets)
+                    link = Link(ws, request)
+                    log.debug("connected to %s", request.url)
+                    try:
+                        yield link
+                    finally:
+                        await link.aclose(*_code_for_exit(link))
+                finally:
+                    readers.scope.cancel()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            _reraise(_collapse(group, request, secrets))
+
+
+async def _handshake(
+    nursery: _ReaderStarter,
+    request: ConnectRequest,
+    open_stream: StreamOpener,
+    secrets: tuple[str, ...],
+) -> trio_websocket.WebSocketConnection:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
+    stream: trio.abc.Stream | None = None
+    watched: _WatchedStream | None = None
+    try:
+        with trio.fail_after(request.connect_timeout):
+            stream = await open_stream(request)
+            watched = _WatchedStream(stream)
+            with trio.CancelScope() as waiting:
+                watched.on_end = waiting.cancel
+                return await trio_websocket.wrap_client_stream(
+                    nursery,  # type: ignore[arg-type]  # it only calls start_soon
+                    watched,  # type: ignore[arg-type]  # any trio Stream works
+                    request.host,
+                    request.resource,
+                    extra_headers=headers,
+                    max_message_size=request.max_message_size,
+                    receive_buffer_size=_RECEIVE_BUFFER,
+                )
+            # The peer hung up (or TLS failed) before answering the upgrade.
+            raise _ended_early(watched.error, request, secrets)
+    except BaseException as exc:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        if isinstance(exc, trio.TooSlowError):
             raise ConnectionLost(
                 f"connect to {request.url} timed out after {request.connect_timeout:g}s"
             ) from None
-        except trio_websocket.ConnectionRejected as exc:
-            body = (exc.body or b"").decode("utf-8", "replace")
-            raise rejected_upgrade(exc.status_code, body) from None
-        except trio_websocket.ConnectionClosed as exc:
-            raise classify_close(*_close_of(exc)) from None
-        except trio_websocket.HandshakeError as exc:
-            raise ConnectionLost(f"WebSocket handshake with {request.url} failed: {exc}") from None
-        except ssl.SSLError as exc:
-            raise SessionRejected(f"TLS failed for {request.url}: {exc.reason or exc}") from None
-        except (OSError, trio.BrokenResourceError) as exc:
-            raise ConnectionLost(f"cannot connect to {request.url}: {_os_error(exc)}") from None
-        link = Link(ws, request)
-        log.debug("connected to %s", request.url)
-        try:
-            yield link
-        finally:
-            await link.aclose(*_code_for_exit(link))
-            nursery.cancel_scope.cancel()
+        error = _translate_setup_error(exc, request, secrets)
+        if error is None:
+            raise
+        raise error from None
+    finally:
+        if watched is not None:
+            watched.on_end = None
+
+
+def _ended_early(
+    error: BaseException | None, request: ConnectRequest, secrets: tuple[str, ...]
+) -> LiveError:
+    tls = _ssl_error_in(error)
+    if tls is not None:
+        return _tls_failed(tls, request, secrets)
+    return ConnectionLost(
+        f"{request.url} closed the connection before the WebSocket upgrade completed"
+    )
+
+
+def _ssl_error_in(error: BaseException | None) -> ssl.SSLError | None:
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ssl.SSLError):
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
+def _tls_failed(
+    exc: ssl.SSLError, request: ConnectRequest, secrets: tuple[str, ...]
+) -> SessionRejected:
+    detail = getattr(exc, "verify_message", None) or exc.reason or type(exc).__name__
+    return SessionRejected(f"TLS failed for {request.url}: {_redact(str(detail), secrets)}")
+
+
+def _translate_setup_error(
+    exc: BaseException, request: ConnectRequest, secrets: tuple[str, ...]
+) -> LiveError | None:
+    """The :mod:`liveactors` error for a failure while connecting, or None to let it pass."""
+    if isinstance(exc, LiveError):
+        return exc
+    if not isinstance(exc, Exception):
+        return None  # Cancelled, KeyboardInterrupt...: never turned into an error
+    error = _translate_ws_error(exc, request, secrets)
+    if error is not None:
+        return error
+    tls = _ssl_error_in(exc)
+    if tls is not None:
+        return _tls_failed(tls, request, secrets)
+    if isinstance(exc, OSError | trio.BrokenResourceError):
+        return ConnectionLost(f"cannot connect to {request.url}: {_os_error(exc, secrets)}")
+    return None
+
+
+def _translate_ws_error(
+    exc: BaseException, request: ConnectRequest, secrets: tuple[str, ...]
+) -> LiveError | None:
+    """The :mod:`liveactors` error for a trio-websocket exception, else None."""
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        body = _redact((exc.body or b"").decode("utf-8", "replace"), secrets)
+        return rejected_upgrade(exc.status_code, body)
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        code, reason = _close_of(exc)
+        return classify_close(code, _redact(reason, secrets))
+    if isinstance(exc, trio_websocket.HandshakeError):
+        return ConnectionLost(
+            f"WebSocket handshake with {request.url} failed: {_redact(str(exc), secrets)[:200]}"
+        )
+    return None
+
+
+def _collapse(
+    group: BaseExceptionGroup[BaseException], request: ConnectRequest, secrets: tuple[str, ...]
+) -> BaseException:
+    """The one exception a nursery's group stands for: the reader task's error (translated)
+    or the caller's own; Cancelled only if there is nothing else."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BaseExceptionGroup):
+            stack.extend(reversed(item.exceptions))
+        else:
+            # Only the reader task's errors are ours to translate; the caller's pass as they are.
+            leaves.append(_translate_ws_error(item, request, secrets) or item)
+    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if len(real) == 1 or (real and all(isinstance(e, LiveError) for e in real)):
+        return real[0]
+    if not real and leaves:
+        return leaves[0]
+    return group
+
+
+def _reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` without making the group it came from its ``__context__``."""
+    context = exc.__context__
+    try:
+        raise exc
+    finally:
+        exc.__context__ = context
+        del exc, context
 
 
 def _close_of(exc: trio_websocket.ConnectionClosed) -> tuple[int, str]:
@@ -180,9 +428,12 @@ def _code_for_exit(link: Link) -> tuple[int, str]:
     return 1000, ""
 
 
-def _os_error(exc: BaseException) -> str:
+def _os_error(exc: BaseException, secrets: tuple[str, ...]) -> str:
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+        return _redact(exc.strerror, secrets)
+    text = str(exc)
+    if text:
+        return _redact(text, secrets)[:200]
     return type(exc).__name__
 
 

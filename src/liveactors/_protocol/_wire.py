@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import datetime
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .._errors import ProtocolError
+from .._errors import InvalidCommand, ProtocolError
 
 __all__ = [
     "OPAQUE_KEYS",
@@ -35,6 +38,8 @@ __all__ = [
 OPAQUE_KEYS: Final = frozenset(
     {
         "args",
+        "additional_properties",
+        "additionalProperties",
         "parameters_json_schema",
         "parametersJsonSchema",
         "response_json_schema",
@@ -52,8 +57,9 @@ _RESPONSE_PARENTS: Final = frozenset(
     {"function_response", "functionResponse", "function_responses", "functionResponses"}
 )
 
-# Maps whose keys are user names but whose values are still typed messages (Schema.properties).
-_NAME_MAP_KEYS: Final = frozenset({"properties"})
+# Maps whose keys are user names but whose values are still typed messages (Schema.properties,
+# Schema.defs).
+_NAME_MAP_KEYS: Final = frozenset({"properties", "defs"})
 
 _CAMEL_CACHE: dict[str, str] = {}
 
@@ -79,13 +85,21 @@ _URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 def b64decode(text: str | bytes) -> bytes:
     """Decode standard or URL-safe base64, padded or not (the service accepts all four)."""
-    raw = text.encode("ascii", "strict") if isinstance(text, str) else text
+    try:
+        # Fast path: standard padded base64, which is what the service sends (audio chunks).
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        pass
+    try:
+        raw = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    except (UnicodeEncodeError, TypeError):
+        raise ProtocolError("invalid base64 data (not ASCII)") from None
     raw = raw.translate(_URLSAFE)
     missing = -len(raw) % 4
     if missing:
         raw += b"=" * missing
     try:
-        return base64.b64decode(raw, validate=True)
+        return binascii.a2b_base64(raw, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"invalid base64 data ({len(raw)} characters)") from exc
 
@@ -98,17 +112,19 @@ def is_opaque(key: str, parent: str) -> bool:
 def to_wire(value: Any, *, opaque: bool = False, parent: str = "") -> Any:
     """Turn a ``model_dump()`` of google-genai types into wire JSON.
 
-    Keys become lowerCamelCase except inside free-form values, enums become their names and
-    bytes become standard base64. ``opaque`` marks a free-form subtree whose keys are user data;
-    ``parent`` is the key this value sits under, which decides what ``response`` means.
+    Keys become lowerCamelCase except inside free-form values, enums become their names,
+    bytes become standard base64 and datetimes RFC 3339 text. ``opaque`` marks a free-form
+    subtree whose keys are user data; ``parent`` is the key this value sits under, which
+    decides what ``response`` means.
     """
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if item is None:
-                continue
             if opaque:
+                # User data: a JSON null is a value like any other.
                 out[key] = to_wire(item, opaque=True)
+            elif item is None:
+                continue
             elif is_opaque(key, parent):
                 out[camel(key)] = to_wire(item, opaque=True)
             elif key in _NAME_MAP_KEYS and isinstance(item, Mapping):
@@ -122,6 +138,9 @@ def to_wire(value: Any, *, opaque: bool = False, parent: str = "") -> Any:
         return b64encode(bytes(value))
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, datetime.datetime):
+        # google.protobuf.Timestamp (e.g. GoogleSearch.time_range_filter); as google-genai does.
+        return value.isoformat()
     return value
 
 
@@ -129,11 +148,21 @@ _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=F
 
 
 def dumps(message: Mapping[str, Any]) -> str:
-    """Compact JSON text for one client frame."""
+    """Compact JSON text for one client frame.
+
+    Raises :class:`InvalidCommand` for anything that cannot become a valid frame (objects JSON
+    cannot hold, NaN, text with lone surrogates), so nothing half-encoded is ever sent.
+    """
     try:
-        return _DUMPS(message)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"message is not JSON-serialisable: {exc}") from exc
+        text = _DUMPS(message)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidCommand(f"message is not JSON-serialisable: {exc}") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidCommand("message text is not valid Unicode (lone surrogate)") from None
+    return text
 
 
 _DURATION = re.compile(r"^(-?\d+)(?:\.(\d{1,9}))?s$")
@@ -146,9 +175,11 @@ def parse_duration(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ProtocolError(f"invalid duration {value!r}")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        with contextlib.suppress(OverflowError):
+            seconds = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
         match = _DURATION.match(value.strip())
         if match:
             whole, frac = match.groups()
@@ -156,8 +187,15 @@ def parse_duration(value: object) -> float:
             if frac:
                 fraction = int(frac) / 10 ** len(frac)
                 seconds = seconds - fraction if whole.startswith("-") else seconds + fraction
-            return seconds
-    raise ProtocolError(f"invalid duration {str(value)[:40]!r}")
+    if seconds is None or not math.isfinite(seconds):
+        raise ProtocolError(f"invalid duration {_preview(value)}")
+    return seconds
+
+
+def _preview(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    return type(value).__name__
 
 
 def parse_int64(value: object) -> int:
@@ -173,4 +211,4 @@ def parse_int64(value: object) -> int:
             return int(value.strip())
         except ValueError:
             pass
-    raise ProtocolError(f"invalid int64 {str(value)[:40]!r}")
+    raise ProtocolError(f"invalid int64 {_preview(value)}")

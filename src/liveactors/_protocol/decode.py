@@ -11,10 +11,13 @@ pydantic value only when someone asks for it.
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+import types as types_module
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NamedTuple, TypeVar
 
 import pydantic
 from google.genai import types
@@ -76,8 +79,10 @@ def validate(model: type[_M], data: object, where: str) -> _M:
         loc = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
         msg = errors[0]["msg"] if errors else "invalid"
         raise ProtocolError(f"invalid {where}: {loc}: {msg}") from None
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ProtocolError(f"invalid {where}: {_short(exc)}") from None
+    except (Exception, RecursionError) as exc:
+        # google-genai's own validators raise more than ValidationError on odd input (its
+        # case-insensitive enums call .upper() on whatever they get); all of it is a bad frame.
+        raise ProtocolError(f"invalid {where}: {type(exc).__name__}: {_short(exc)}") from None
 
 
 _FIELD_CACHE: dict[type[pydantic.BaseModel], dict[str, tuple[str, Any]]] = {}
@@ -111,37 +116,70 @@ def _known_fields(model: type[pydantic.BaseModel], data: Mapping[str, Any]) -> d
 
 
 def _strip(annotation: Any, value: Any) -> Any:
-    for sub in _models_in(annotation):
-        if isinstance(value, Mapping):
-            return _known_fields(sub, value)
-        if isinstance(value, list):
-            return [_known_fields(sub, v) if isinstance(v, Mapping) else v for v in value]
+    shape = _shape_of(annotation)
+    if isinstance(value, Mapping):
+        if shape.model is not None:
+            return _known_fields(shape.model, value)
+        if shape.map_of is not None:
+            sub = shape.map_of
+            return {
+                k: _known_fields(sub, v) if isinstance(v, Mapping) else v for k, v in value.items()
+            }
+    elif isinstance(value, list) and shape.list_of is not None:
+        sub = shape.list_of
+        return [_known_fields(sub, v) if isinstance(v, Mapping) else v for v in value]
     return value
 
 
-_MODELS_IN: dict[Any, tuple[type[pydantic.BaseModel], ...]] = {}
+class _Shape(NamedTuple):
+    """Where an annotation like ``Optional[list[Part]]`` holds pydantic models."""
+
+    model: type[pydantic.BaseModel] | None  # the value itself
+    list_of: type[pydantic.BaseModel] | None  # the items of a list
+    map_of: type[pydantic.BaseModel] | None  # the values of a dict keyed by user names
 
 
-def _models_in(annotation: Any) -> tuple[type[pydantic.BaseModel], ...]:
-    """The pydantic models an annotation like ``Optional[list[Part]]`` can hold."""
+_NO_SHAPE: Final = _Shape(None, None, None)
+_SHAPES: dict[Any, _Shape] = {}
+
+
+def _shape_of(annotation: Any) -> _Shape:
     try:
-        cached = _MODELS_IN.get(annotation)
+        cached = _SHAPES.get(annotation)
     except TypeError:
         cached = None
     if cached is not None:
         return cached
-    found: list[type[pydantic.BaseModel]] = []
-    stack = [annotation]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, type) and issubclass(item, pydantic.BaseModel):
-            found.append(item)
-        else:
-            stack.extend(getattr(item, "__args__", ()))
-    result = tuple(found)
+    model = list_of = map_of = None
+    for arm in _union_arms(annotation):
+        origin = typing.get_origin(arm)
+        if isinstance(arm, type) and issubclass(arm, pydantic.BaseModel):
+            model = model or arm
+        elif origin in (list, tuple, Sequence, collections.abc.Sequence):
+            list_of = list_of or _first_model(typing.get_args(arm)[:1])
+        elif origin in (dict, Mapping, collections.abc.Mapping):
+            map_of = map_of or _first_model(typing.get_args(arm)[1:2])
+    shape = _Shape(model, list_of, map_of) if model or list_of or map_of else _NO_SHAPE
     with contextlib.suppress(TypeError):
-        _MODELS_IN[annotation] = result
-    return result
+        _SHAPES[annotation] = shape
+    return shape
+
+
+def _union_arms(annotation: Any) -> list[Any]:
+    if typing.get_origin(annotation) in (typing.Union, types_module.UnionType):
+        arms: list[Any] = []
+        for arm in typing.get_args(annotation):
+            arms.extend(_union_arms(arm))
+        return arms
+    return [annotation]
+
+
+def _first_model(args: tuple[Any, ...]) -> type[pydantic.BaseModel] | None:
+    for arg in args:
+        for arm in _union_arms(arg):
+            if isinstance(arm, type) and issubclass(arm, pydantic.BaseModel):
+                return arm
+    return None
 
 
 def server_message(message: Mapping[str, Any] | str | bytes) -> types.LiveServerMessage:

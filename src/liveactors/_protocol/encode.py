@@ -39,40 +39,71 @@ _IMAGE_MIME = re.compile(r"^image/[A-Za-z0-9.+-]+$")
 
 
 def contents(turns: Any) -> list[types.Content]:
-    """Normalise what users pass as turns: a str, a Content, a dict, or a list of those."""
+    """Normalise what users pass as turns: a str, a Part, a Content, a dict of either, or a list
+    of those.
+
+    As in google-genai (``t_contents``), consecutive strs and Parts are grouped into one
+    Content: a user turn, or a model turn when they are function calls.
+    """
     if isinstance(turns, str | types.Content | Mapping | types.Part):
         items: Sequence[Any] = [turns]
     elif isinstance(turns, Sequence) and not isinstance(turns, bytes | bytearray):
         items = turns
     else:
         raise InvalidCommand(
-            f"turns must be a str, a Content, a dict or a list of them, not {type(turns).__name__}"
+            "turns must be a str, a Part, a Content, a dict or a list of them, "
+            f"not {type(turns).__name__}"
         )
     out: list[types.Content] = []
+    parts: list[types.Part] = []
+
+    def flush() -> None:
+        if parts:
+            role = "model" if parts[0].function_call is not None else "user"
+            out.append(types.Content(role=role, parts=list(parts)))
+            parts.clear()
+
     for index, item in enumerate(items):
-        try:
-            if isinstance(item, types.Content):
-                out.append(item)
-            elif isinstance(item, str):
-                out.append(types.Content(role="user", parts=[types.Part(text=item)]))
-            elif isinstance(item, types.Part):
-                out.append(types.Content(role="user", parts=[item]))
-            elif isinstance(item, Mapping):
-                out.append(types.Content.model_validate(dict(item)))
-            else:
-                raise InvalidCommand(
-                    f"turns[{index}] must be a str, a Content or a dict, not {type(item).__name__}"
-                )
-        except pydantic.ValidationError as exc:
-            raise InvalidCommand(
-                f"turns[{index}] is not a valid Content: {exc.errors()[0]['msg']}"
-            ) from None
+        content, part = _content_or_part(item, index)
+        if part is not None:
+            if parts and (part.function_call is None) != (parts[0].function_call is None):
+                flush()
+            parts.append(part)
+        elif content is not None:
+            flush()
+            out.append(content)
+    flush()
     for index, content in enumerate(out):
         if content.role not in (None, "user", "model"):
             raise InvalidCommand(
                 f"turns[{index}].role must be 'user' or 'model', not {content.role!r}"
             )
     return out
+
+
+def _content_or_part(item: Any, index: int) -> tuple[types.Content | None, types.Part | None]:
+    if isinstance(item, types.Content):
+        return item, None
+    if isinstance(item, types.Part):
+        return None, item
+    if isinstance(item, str):
+        return None, types.Part(text=item)
+    if isinstance(item, Mapping):
+        data = dict(item)
+        if data:  # like google-genai: a dict that is a valid Part is a Part
+            try:
+                return None, types.Part.model_validate(data)
+            except pydantic.ValidationError:
+                pass
+        try:
+            return types.Content.model_validate(data), None
+        except pydantic.ValidationError as exc:
+            raise InvalidCommand(
+                f"turns[{index}] is not a valid Content: {exc.errors()[0]['msg']}"
+            ) from None
+    raise InvalidCommand(
+        f"turns[{index}] must be a str, a Part, a Content or a dict, not {type(item).__name__}"
+    )
 
 
 def client_content(turns: Any, *, turn_complete: bool = True) -> dict[str, Any]:

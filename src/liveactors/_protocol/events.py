@@ -66,6 +66,8 @@ class EventTracker:
     #: Calls the model is waiting on, by id (blocking and non-blocking).
     pending_calls: dict[str, types.FunctionCall] = attrs.field(factory=dict)
     turns_completed: int = 0
+    #: The current turn was interrupted (barge-in), possibly in an earlier message.
+    interrupted: bool = False
     #: Output seen in the current turn (text / transcript), for transcripts and history restore.
     turn_text: list[str] = attrs.field(factory=list)
     usage: types.UsageMetadata | None = None
@@ -103,6 +105,7 @@ class EventTracker:
         self.turn += 1
         self.turns_completed += 1
         self.phase = TurnPhase.IDLE
+        self.interrupted = False
         self.turn_text = []
 
     def events(self, message: Mapping[str, Any]) -> list[ev.Event]:
@@ -128,7 +131,8 @@ class EventTracker:
             self._usage(usage, out)
         if turn_complete is not None:
             reason = turn_complete.get("turnCompleteReason")
-            interrupted = bool(turn_complete.get("interrupted"))
+            # ``interrupted`` usually comes in a message of its own before turnComplete.
+            interrupted = self.interrupted or bool(turn_complete.get("interrupted"))
             out.append(
                 self.emit(
                     ev.TurnComplete,
@@ -158,8 +162,10 @@ class EventTracker:
         if model_turn is not None:
             if not isinstance(model_turn, Mapping):
                 raise ProtocolError("serverContent.modelTurn must be an object")
-            parts = model_turn.get("parts") or ()
-            if not isinstance(parts, list):
+            parts = model_turn.get("parts")
+            if parts is None:
+                parts = []
+            elif not isinstance(parts, list):
                 raise ProtocolError("serverContent.modelTurn.parts must be a list")
             if parts and self.phase is TurnPhase.IDLE:
                 self.phase = TurnPhase.GENERATING
@@ -193,6 +199,7 @@ class EventTracker:
                 )
             )
         if content.get("interrupted"):
+            self.interrupted = True
             out.append(self.emit(ev.Interrupted))
         if content.get("generationComplete"):
             out.append(self.emit(ev.GenerationComplete))
@@ -200,15 +207,17 @@ class EventTracker:
     def _part(self, part: Any, out: list[ev.Event]) -> None:
         if type(part) is not dict:
             raise ProtocolError("a modelTurn part must be an object")
+        # A part holds one kind of data; other keys (unknown fields, thoughtSignature, an
+        # explicit ``thought: false``) are metadata and do not change what it is.
         text = part.get("text")
-        if text is not None and not part.get("thought") and len(part) == 1:
+        if text is not None and not part.get("thought"):
             if not isinstance(text, str):
                 raise ProtocolError("part.text must be a string")
             self.turn_text.append(text)
             out.append(self.emit(ev.TextDelta, text=text))
             return
         blob = part.get("inlineData")
-        if blob is not None and len(part) == 1 and isinstance(blob, Mapping):
+        if blob is not None and isinstance(blob, Mapping) and not part.get("thought"):
             mime = blob.get("mimeType", "")
             if isinstance(mime, str) and mime.startswith("audio/"):
                 data = blob.get("data", "")

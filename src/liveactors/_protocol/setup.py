@@ -111,6 +111,7 @@ def encode_setup(config: ConfigLike, model: str, *, handle: str | None = None) -
             "set base_url / api_version on GeminiBackend instead"
         )
     setup: dict[str, Any] = {"model": model_path(model)}
+    _check_modalities(cfg.response_modalities)
 
     generation: dict[str, Any] = {}
     if cfg.generation_config is not None:
@@ -158,6 +159,26 @@ def encode_setup(config: ConfigLike, model: str, *, handle: str | None = None) -
     return {"setup": setup}
 
 
+_LIVE_MODALITIES: Final = frozenset({"AUDIO", "TEXT"})
+
+
+def _check_modalities(modalities: list[Any] | None) -> None:
+    """A Live session answers in exactly one modality, AUDIO or TEXT; anything else is closed
+    with 1007 by the service, so say so before connecting."""
+    if modalities is None:
+        return
+    names = [getattr(m, "value", m) for m in modalities]
+    unknown = [n for n in names if n not in _LIVE_MODALITIES]
+    if unknown:
+        raise InvalidCommand(
+            f"response_modalities: {unknown[0]!r} is not a Live modality (use 'AUDIO' or 'TEXT')"
+        )
+    if len(set(names)) > 1:
+        raise InvalidCommand(
+            "response_modalities: a Live session answers in one modality, AUDIO or TEXT, not both"
+        )
+
+
 def _field_to_wire(field: str, value: Any) -> tuple[str, Any]:
     dumped = {field: value.model_dump(exclude_none=True) if _is_model(value) else value}
     dumped = _dump_nested(dumped)
@@ -189,7 +210,10 @@ def _system_instruction(value: Any) -> Any:
             content = _user_content(value)
     else:
         content = _user_content(value)
-    return to_wire(content.model_dump(exclude_none=True))
+    dumped = content.model_dump(exclude_none=True)
+    for part in dumped.get("parts") or ():
+        _reject_vertex_only(part, _VERTEX_ONLY_PART_FIELDS, "system_instruction.parts[]")
+    return to_wire(dumped)
 
 
 def _user_content(value: Any) -> types.Content:
@@ -224,15 +248,43 @@ def _tools(tools: list[Any]) -> list[Any]:
     if declarations:
         merged.append({"function_declarations": declarations})
     for tool_dump in merged:
-        for unsupported in (
-            "retrieval",
-            "enterprise_web_search",
-            "parallel_ai_search",
-            "exa_ai_search",
-        ):
-            if unsupported in tool_dump:
-                raise InvalidCommand(f"tools[].{unsupported} is only supported on Vertex AI")
+        _reject_vertex_only(tool_dump, _VERTEX_ONLY_TOOL_FIELDS, "tools[]")
     return [to_wire(tool_dump) for tool_dump in merged]
+
+
+# Fields google-genai refuses on the Developer API (its ``_*_to_mldev`` converters raise), as
+# nested paths inside one dumped Tool / Part. Sending them would only get the socket closed.
+_VERTEX_ONLY_TOOL_FIELDS: Final = (
+    ("retrieval",),
+    ("enterprise_web_search",),
+    ("parallel_ai_search",),
+    ("exa_ai_search",),
+    ("google_search", "blocking_confidence"),
+    ("google_search", "exclude_domains"),
+    ("google_maps", "grounding_types"),
+    ("google_maps", "auth_config", "api_key_config"),
+    ("google_maps", "auth_config", "auth_type"),
+    ("google_maps", "auth_config", "google_service_account_config"),
+    ("google_maps", "auth_config", "http_basic_auth_config"),
+    ("google_maps", "auth_config", "oauth_config"),
+    ("google_maps", "auth_config", "oidc_config"),
+)
+_VERTEX_ONLY_PART_FIELDS: Final = (
+    ("function_call", "partial_args"),
+    ("function_call", "will_continue"),
+    ("function_call", "grounding_types"),
+)
+
+
+def _reject_vertex_only(
+    dumped: Mapping[str, Any], paths: tuple[tuple[str, ...], ...], where: str
+) -> None:
+    for path in paths:
+        node: Any = dumped
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if node is not None:
+            raise InvalidCommand(f"{where}.{'.'.join(path)} is only supported on Vertex AI")
 
 
 def _tool(origin: Any) -> types.Tool | None:
