@@ -83,6 +83,7 @@ class Actor(Generic[M]):
         """The actor's life: start, handle messages until stopped, stop. A crash in ``handle``
         is logged and ends this actor only; a failing ``on_start`` raises to the spawner."""
         started = False
+        failure: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -95,10 +96,22 @@ class Actor(Generic[M]):
                 await self.on_stop()
                 nursery.cancel_scope.cancel()
         except Exception as exc:
-            self.error = exc
-            if not started:
-                raise
-            log.exception("actor %s crashed", self.name)
+            # trio wraps what the body raised in an ExceptionGroup: keep (and raise) the
+            # exception itself when it is the only one, so ``error`` is what ``handle`` raised
+            # and a spawner can catch what ``on_start`` raised by its own type.
+            failure = _sole(exc)
+            self.error = failure
+            if started:
+                log.error("actor %s crashed", self.name, exc_info=failure)
         finally:
             self._send.close()
             self._done.set()
+        if failure is not None and not started:
+            raise failure
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member exception groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

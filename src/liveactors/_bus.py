@@ -197,6 +197,13 @@ class Bus:
         for cls in types:
             if not (isinstance(cls, type) and issubclass(cls, ev.Event)):
                 raise InvalidCommand(f"can only subscribe to event classes, not {cls!r}")
+        # Subscriptions are indexed by name: anything else (a ConversationRef, say) would be
+        # accepted and then silently never see an event.
+        if conversation is not None and not isinstance(conversation, str):
+            raise InvalidCommand(
+                "conversation must be a conversation name (str) or None, not "
+                f"{type(conversation).__name__}"
+            )
         sub = Subscription(self, tuple(types), conversation, buffer, overflow)
         if conversation is None:
             self._everywhere.append(sub)

@@ -26,7 +26,7 @@ T = TypeVar("T")
 class Mailbox(Generic[T]):
     """Bounded ordered input + unbounded urgent lane, one consumer."""
 
-    __slots__ = ("_closed", "_input", "_reader", "_space", "_urgent", "capacity")
+    __slots__ = ("_closed", "_input", "_reader", "_reserved", "_space", "_urgent", "capacity")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -35,6 +35,8 @@ class Mailbox(Generic[T]):
         self._reader = trio.lowlevel.ParkingLot()
         self._space = trio.lowlevel.ParkingLot()
         self._closed: Callable[[], LiveError] | None = None
+        #: Free slots promised to putters woken by :meth:`take` that have not run yet.
+        self._reserved = 0
 
     def __len__(self) -> int:
         return len(self._input)
@@ -49,12 +51,20 @@ class Mailbox(Generic[T]):
             raise self._closed()
 
     async def put(self, item: T) -> None:
-        """Queue ``item`` in order, waiting while the mailbox is full."""
+        """Queue ``item`` in order, waiting while the mailbox is full.
+
+        Senders that had to wait are served first come, first served: a newcomer neither
+        overtakes them nor takes the slot that :meth:`take` freed for the next of them.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        while len(self._input) >= self.capacity:
+        if self._space or len(self._input) + self._reserved >= self.capacity:
+            # Wait in line. :meth:`take` wakes one waiter per freed slot and reserves that slot
+            # for it; a woken task is rescheduled and cannot be cancelled before it runs, so the
+            # reservation is always claimed here.
             await self._space.park()
             self._check_open()
+            self._reserved -= 1
         self._input.append(item)
         self._reader.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -71,7 +81,7 @@ class Mailbox(Generic[T]):
         if include_input and self._input:
             item = self._input.popleft()
             if self._space:
-                self._space.unpark()
+                self._reserved += len(self._space.unpark())
             return item
         return None
 
@@ -94,6 +104,7 @@ class Mailbox(Generic[T]):
         left = list(self._urgent) + list(self._input)
         self._urgent.clear()
         self._input.clear()
+        self._reserved = 0
         self._space.unpark_all()
         self._reader.unpark_all()
         return left

@@ -14,16 +14,20 @@ class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; waiters are served in order."""
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        # ``not x > 0`` / ``not x >= 1`` also refuse NaN: a NaN rate or burst compares false
+        # with everything, so the bucket would never wait and never limit anything.
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             raise InvalidCommand(f"connect_rate must be a positive number, not {rate!r}")
+        if burst is not None and (
+            isinstance(burst, bool) or not isinstance(burst, int | float) or not burst >= 1
+        ):
+            raise InvalidCommand(f"burst must be a number >= 1, not {burst!r}")
         self.rate = float(rate)
         self.burst = float(burst) if burst is not None else max(1.0, self.rate)
-        if self.burst < 1:
-            raise InvalidCommand(f"burst must be >= 1, not {burst!r}")
         self._tokens = self.burst
         self._stamp: float | None = None
         self._lock = trio.Lock()
-        #: Times at which tokens were handed out (for tests and statistics; bounded).
+        #: How many tokens were handed out (for tests and statistics).
         self.granted = 0
 
     def _refill(self) -> None:

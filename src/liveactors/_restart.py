@@ -21,8 +21,16 @@ from ._errors import InvalidCommand
 __all__ = ["RestartBudget", "RestartPolicy"]
 
 
+#: Backoff exponents stop growing here: ``2.0 ** 1024`` overflows a float, and a policy whose
+#: intensity window never fills (``within`` shorter than the gap between attempts) keeps counting
+#: consecutive attempts for as long as the service stays down.
+_MAX_EXPONENT = 64
+
+
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    # ``not value >= 0`` also refuses NaN, which compares false with everything and would
+    # otherwise slip through as a delay or a window that no comparison can ever end.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise InvalidCommand(f"RestartPolicy.{attribute.name} must be a number >= 0, not {value!r}")
 
 
@@ -54,7 +62,8 @@ class RestartPolicy:
     def delay(self, attempt: int, random: Callable[[], float]) -> float:
         """Backoff before attempt number ``attempt`` (1-based), with jitter from ``random()``
         in [0, 1)."""
-        base = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        exponent = min(max(attempt - 1, 0), _MAX_EXPONENT)
+        base = min(self.backoff_max, self.backoff_initial * 2.0**exponent)
         return max(0.0, base * (1.0 + self.jitter * (2.0 * random() - 1.0)))
 
 

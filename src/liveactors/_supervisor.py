@@ -320,19 +320,27 @@ class Supervisor:
                 return
             self.handoffs += 1
             self.state = ConversationState.RECONNECTING
+            # The goAway deadline may have forced the switch mid-turn.
+            await self._close_cut_turn()
 
     def _on_stop_hook(self) -> bool:
         return type(self.actor).on_stop is not Conversation.on_stop
 
-    async def _recover(self, exc: LiveError) -> None:
-        """After a failed connection: close the turn it cut, then back off (or give up)."""
-        self.state = ConversationState.RECONNECTING
-        for event in self.tracker.connection_lost():
-            await self._deliver(event)
-        self.ledger.turn_lost()
+    async def _close_cut_turn(self) -> None:
+        """A connection ended mid-turn: end that turn for subscribers (Interrupted, then
+        TurnComplete with reason CONNECTION_LOST) and forget its partial answer, which the
+        next connection regenerates under a new turn number."""
         answering = self.ledger.answering()
         if answering is not None and answering.number in self._replies:
             self._replies[answering.number].reset()
+        self.ledger.turn_lost()
+        for event in self.tracker.connection_lost():
+            await self._deliver(event)
+
+    async def _recover(self, exc: LiveError) -> None:
+        """After a failed connection: close the turn it cut, then back off (or give up)."""
+        self.state = ConversationState.RECONNECTING
+        await self._close_cut_turn()
         delay = self._budget.next_delay(trio.current_time(), self._rng)
         if delay is None:
             log.warning(
@@ -555,7 +563,8 @@ class Supervisor:
     def _resumption(self, event: ev.ResumptionUpdate) -> None:
         resumable = event.resumable and bool(event.handle)
         self.ledger.resumption_update(resumable=resumable)
-        if event.last_consumed_client_message_index is not None:
+        if resumable and event.last_consumed_client_message_index is not None:
+            # Only a usable handle holds what the index says was consumed.
             self.ledger.consumed_index(event.last_consumed_client_message_index)
         if resumable:
             self._budget.progress()

@@ -61,6 +61,14 @@ def is_trigger(message: dict[str, Any]) -> bool:
     return False
 
 
+def _is_end_marker(message: dict[str, Any]) -> bool:
+    """``audioStreamEnd`` / ``activityEnd``: they close streamed input and carry none."""
+    realtime = message.get("realtimeInput")
+    return realtime is not None and (
+        bool(realtime.get("audioStreamEnd")) or "activityEnd" in realtime
+    )
+
+
 def _user_text(message: dict[str, Any]) -> str:
     content = message.get("clientContent")
     if content is not None:
@@ -156,6 +164,9 @@ class InputLedger:
     _index_positions: dict[int, int] = attrs.field(factory=dict, repr=False)
     #: Model text of a turn nobody's input asked for (proactive audio, a tool result).
     _orphan_text: list[str] = attrs.field(factory=list, repr=False)
+    #: Position of a transcript restored into a fresh session that no handle covers yet; until
+    #: one does, a reconnect must restore it again.
+    _restore_pending: int | None = None
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -167,7 +178,11 @@ class InputLedger:
         if "toolResponse" in message:
             return None
         position = self._next_position(index)
-        if self.exchanges and not self.exchanges[-1].triggered:
+        open_exchange = bool(self.exchanges) and not self.exchanges[-1].triggered
+        if not open_exchange and _is_end_marker(message):
+            # Server-side VAD already answered the stream this marker ends: it asks nothing.
+            return None
+        if open_exchange:
             exchange = self.exchanges[-1]
         else:
             self._numbers += 1
@@ -224,9 +239,9 @@ class InputLedger:
 
     def turn_complete(self) -> Exchange | None:
         """The model's turn completed (a barge-in counts); returns the exchange it answered."""
-        self._turn_ended_without_update = True
         exchange = self.answering()
         if exchange is None:
+            self._turn_ended_without_update = True
             if self._orphan_text:
                 model = "".join(self._orphan_text)
                 self._remember({"role": "model", "parts": [{"text": model}]})
@@ -239,8 +254,14 @@ class InputLedger:
             exchange.triggered = True
             exchange.position = exchange.inputs[-1][0]
         self._answered_upto = max(self._answered_upto, exchange.position)
+        # Once-mode evidence needs an idle service: one busy with the next queued question
+        # sends no per-turn handle between the two turns either.
+        self._turn_ended_without_update = not any(
+            e.triggered and not e.answered for e in self.exchanges
+        )
         if self.mode is HandleMode.ONCE:
             self._cover(lambda e: e.answered)
+            self._restore_pending = None
         return exchange
 
     def turn_lost(self) -> None:
@@ -263,11 +284,15 @@ class InputLedger:
         elif self.mode is not HandleMode.TRANSPARENT:
             upto = self._answered_upto
             self._cover(lambda e: e.answered and e.position <= upto)
+            if self._restore_pending is not None and upto > self._restore_pending:
+                self._restore_pending = None
 
     def consumed_index(self, index: int) -> None:
         """Transparent resumption: the service consumed client messages up to ``index``."""
         self._learn(HandleMode.TRANSPARENT)
         position = max((p for i, p in self._index_positions.items() if i <= index), default=0)
+        if self._restore_pending is not None and position >= self._restore_pending:
+            self._restore_pending = None
         for exchange in self.exchanges:
             exchange.inputs = [(p, m) for p, m in exchange.inputs if p > position]
             if exchange.position <= position and exchange.answered:
@@ -316,7 +341,8 @@ class InputLedger:
         """What to send on the next connection (see the module docstring). Call after
         :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
         are numbered here as sent, with client indices 1, 2, ..."""
-        if not have_handle:
+        outstanding = any(e.triggered and not e.answered for e in self.exchanges)
+        if not have_handle or self._restore_pending is not None:
             plan = self._plan_fresh()
         elif self.mode is HandleMode.ONCE:
             unanswered = [e for e in self.exchanges if e.triggered and not e.answered]
@@ -327,8 +353,10 @@ class InputLedger:
                 if unanswered:
                     self._next_position(None)  # the prompt to continue
                 plan = ResumePlan(resume=True, replay=replay, prompt_continue=bool(unanswered))
-        elif self.mode is HandleMode.UNKNOWN and any(e.answered for e in self.exchanges):
-            # Cannot tell whether the handle already covers these answers.
+        elif self.mode is HandleMode.UNKNOWN and (
+            outstanding or any(e.answered for e in self.exchanges)
+        ):
+            # Cannot tell whether the handle already holds these questions or answers.
             plan = self._plan_fresh()
         else:
             answered = [e for e in self.exchanges if e.answered]
@@ -343,6 +371,7 @@ class InputLedger:
     def _plan_fresh(self) -> ResumePlan:
         answered = [e for e in self.exchanges if e.answered]
         history = self._restore(answered, list(self.transcript))
+        self._restore_pending = self._position if history is not None else None
         replay = self._replay([e for e in self.exchanges if not e.answered])
         return ResumePlan(resume=False, history=history, replay=replay)
 
@@ -365,6 +394,8 @@ class InputLedger:
                 renumbered.append((self._next_position(None), message))
                 out.append(message)
             exchange.inputs = renumbered
+            # The service transcribes the input again when it hears it again.
+            exchange.input_transcript.clear()
             if exchange.triggered and renumbered:
                 exchange.position = renumbered[-1][0]
         return tuple(out)
