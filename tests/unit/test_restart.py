@@ -117,7 +117,7 @@ def test_delay_always_within_jitter_bounds_of_the_capped_base(
     attempt: int, r: float, initial: float, extra: float, jitter: float
 ) -> None:
     policy = RestartPolicy(backoff_initial=initial, backoff_max=initial + extra, jitter=jitter)
-    base = min(policy.backoff_max, initial * 2.0 ** min(attempt - 1, 60))
+    base = min(policy.backoff_max, initial * 2.0 ** min(attempt - 1, 64))  # the cap in _restart
     delay = policy.delay(attempt, fixed(r))
     assert math.isfinite(delay)
     assert base * (1 - jitter) - 1e-9 <= delay <= base * (1 + jitter) + 1e-9

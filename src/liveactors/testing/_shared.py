@@ -1,0 +1,55 @@
+"""What every connection of one fake server shares: options, log, faults, sessions, id counters."""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from ._faults import Faults
+from ._log import ServerLog
+from ._model import Responder, echo_responder
+from ._options import ServerOptions
+from ._resumption import SessionRegistry
+
+if TYPE_CHECKING:
+    from ._session import Connection
+
+__all__ = ["ServerCore"]
+
+
+class ServerCore:
+    """The state of one server, handed to each connection it accepts."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.log = ServerLog(
+            record_client_messages=options.record_client_messages,
+            record_server_messages=options.record_server_messages,
+        )
+        self.faults = Faults()
+        self.registry = SessionRegistry(options.scaled(options.handle_validity))
+        self.responder: Responder = options.responder or echo_responder
+        #: Open connections by id.
+        self.open: dict[int, Connection] = {}
+        #: Server messages sent, over all connections (benchmarks read it).
+        self.messages_sent = 0
+        self._connection_ids = itertools.count(1)
+        self._call_ids = itertools.count(1)
+        self._models = (
+            None
+            if options.models is None
+            else frozenset(m if m.startswith("models/") else f"models/{m}" for m in options.models)
+        )
+
+    def next_connection_id(self) -> int:
+        return next(self._connection_ids)
+
+    def next_call_id(self) -> str:
+        """A fresh, opaque function-call id."""
+        return f"fc-{next(self._call_ids)}"
+
+    def model_known(self, model: str) -> bool:
+        """Whether ``setup.model`` names a model this server serves."""
+        if self._models is None:
+            return model.startswith("models/") and len(model) > len("models/")
+        return model in self._models
