@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 import trio
 
 from ._errors import ConversationStopped, InvalidCommand
+from ._groups import sole_exception
 
 __all__ = ["Actor"]
 
@@ -99,7 +100,7 @@ class Actor(Generic[M]):
             # trio wraps what the body raised in an ExceptionGroup: keep (and raise) the
             # exception itself when it is the only one, so ``error`` is what ``handle`` raised
             # and a spawner can catch what ``on_start`` raised by its own type.
-            failure = _sole(exc)
+            failure = sole_exception(exc)
             self.error = failure
             if started:
                 log.error("actor %s crashed", self.name, exc_info=failure)
@@ -108,10 +109,3 @@ class Actor(Generic[M]):
             self._done.set()
         if failure is not None and not started:
             raise failure
-
-
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception inside (nested) single-member exception groups, else ``exc``."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

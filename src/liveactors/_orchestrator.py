@@ -25,6 +25,7 @@ from ._backend import GeminiBackend
 from ._bus import Bus, Overflow, Subscription
 from ._conversation import Conversation, ConversationRef, ConversationState
 from ._errors import AdmissionTimeout, InvalidCommand
+from ._groups import sole_exception
 from ._handles import HANDLE_VALIDITY, HandleStore, MemoryHandleStore
 from ._protocol.setup import ConfigLike
 from ._ratelimit import TokenBucket
@@ -390,21 +391,29 @@ async def open_orchestrator(
     """
     if not isinstance(backend, GeminiBackend):
         raise InvalidCommand(f"backend must be a GeminiBackend, not {type(backend).__name__}")
-    async with trio.open_nursery() as nursery:
-        orch = Orchestrator(
-            nursery,
-            backend,
-            max_sessions=max_sessions,
-            connect_rate=connect_rate,
-            handle_store=handle_store or MemoryHandleStore(),
-            restart=restart or RestartPolicy(),
-            grace=grace,
-            handle_validity=handle_validity,
-        )
-        nursery.start_soon(orch._persist_handles)
-        try:
-            yield orch
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(grace + 5.0):
-                await orch.aclose()
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            orch = Orchestrator(
+                nursery,
+                backend,
+                max_sessions=max_sessions,
+                connect_rate=connect_rate,
+                handle_store=handle_store or MemoryHandleStore(),
+                restart=restart or RestartPolicy(),
+                grace=grace,
+                handle_validity=handle_validity,
+            )
+            nursery.start_soon(orch._persist_handles)
+            try:
+                yield orch
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(grace + 5.0):
+                    await orch.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Conversations never raise into this nursery; a group here wraps what the body of the
+        # ``async with`` raised. Hand that back as itself, not wrapped.
+        sole = sole_exception(group)
+        if sole is group:
+            raise
+        raise sole from None

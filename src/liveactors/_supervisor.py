@@ -567,7 +567,11 @@ class Supervisor:
             # Only a usable handle holds what the index says was consumed.
             self.ledger.consumed_index(event.last_consumed_client_message_index)
         if resumable:
-            self._budget.progress()
+            if not self.ledger.outstanding:
+                # A handle is progress only when no question waits for an answer: otherwise a
+                # service that hands out a handle at setup and then always drops mid-answer
+                # would reset the budget forever instead of failing the conversation.
+                self._budget.progress()
             self._handle_time = trio.current_time()
             if self._on_handle is not None and event.handle:
                 self._on_handle(event.handle)

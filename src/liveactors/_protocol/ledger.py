@@ -322,6 +322,11 @@ class InputLedger:
     # -- reconnecting -------------------------------------------------------------------------
 
     @property
+    def outstanding(self) -> bool:
+        """Some question was sent and its answer has not completed yet."""
+        return any(e.triggered and not e.answered for e in self.exchanges)
+
+    @property
     def handoff_ready(self) -> bool:
         """Switching connections now loses and repeats nothing: every question was answered
         and (unless handles come once) covered by a handle. Open streamed input is fine: it is
@@ -341,7 +346,7 @@ class InputLedger:
         """What to send on the next connection (see the module docstring). Call after
         :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
         are numbered here as sent, with client indices 1, 2, ..."""
-        outstanding = any(e.triggered and not e.answered for e in self.exchanges)
+        outstanding = self.outstanding
         if not have_handle or self._restore_pending is not None:
             plan = self._plan_fresh()
         elif self.mode is HandleMode.ONCE:

@@ -24,6 +24,7 @@ import trio.testing
 import trio_websocket
 
 from .._backend import GeminiBackend
+from .._groups import sole_exception
 from .._transport import ConnectRequest, MemoryTransport
 from ._faults import Faults
 from ._log import ConnectionRecord, ServerLog
@@ -150,34 +151,42 @@ async def open_fake_server(**options: Any) -> AsyncIterator[FakeServer]:
     settings = ServerOptions(**options)
     core = ServerCore(settings)
     server_context, client_context = _tls_contexts(settings)
-    async with trio.open_nursery() as nursery:
-        url, port = MEMORY_URL, None
-        if settings.listen:
-            handler = partial(serve_stream, core)
-            if server_context is None:
-                listeners = await nursery.start(
-                    partial(trio.serve_tcp, handler, settings.port, host=settings.host)
-                )
-            else:
-                listeners = await nursery.start(
-                    partial(
-                        trio.serve_ssl_over_tcp,
-                        handler,
-                        settings.port,
-                        server_context,
-                        host=settings.host,
-                        https_compatible=True,
+    try:
+        async with trio.open_nursery() as nursery:
+            url, port = MEMORY_URL, None
+            if settings.listen:
+                handler = partial(serve_stream, core)
+                if server_context is None:
+                    listeners = await nursery.start(
+                        partial(trio.serve_tcp, handler, settings.port, host=settings.host)
                     )
-                )
-            port = _port_of(listeners[0])
-            scheme = "wss" if server_context is not None else "ws"
-            url = f"{scheme}://{_url_host(settings.host)}:{port}"
-        server = FakeServer(core, nursery, url, port, client_context)
-        try:
-            yield server
-        finally:
-            server._closed = True
-            nursery.cancel_scope.cancel()
+                else:
+                    listeners = await nursery.start(
+                        partial(
+                            trio.serve_ssl_over_tcp,
+                            handler,
+                            settings.port,
+                            server_context,
+                            host=settings.host,
+                            https_compatible=True,
+                        )
+                    )
+                port = _port_of(listeners[0])
+                scheme = "wss" if server_context is not None else "ws"
+                url = f"{scheme}://{_url_host(settings.host)}:{port}"
+            server = FakeServer(core, nursery, url, port, client_context)
+            try:
+                yield server
+            finally:
+                server._closed = True
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The server's own tasks never raise into this nursery; a group here wraps what the
+        # body of the ``async with`` raised. Hand that back as itself.
+        sole = sole_exception(group)
+        if sole is group:
+            raise
+        raise sole from None
 
 
 def _port_of(listener: trio.abc.Listener[Any]) -> int:
