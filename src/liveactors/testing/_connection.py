@@ -198,8 +198,12 @@ class ConnectionBase:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(self, frame: Frame) -> bool:
-        """Send one server message through the fault rules; False if it did not go out."""
+    async def send(self, frame: Frame, on_sent: Callable[[], None] | None = None) -> bool:
+        """Send one server message through the fault rules; False if it did not go out.
+
+        ``on_sent`` runs as soon as the frame is out, before any fault that acts *after* it: a
+        turn whose ``turnComplete`` went out is answered even if the line drops right after.
+        """
         if self.closing:
             return False
         lock = self._send_lock
@@ -219,6 +223,8 @@ class ConnectionBase:
                     if self.closing:
                         return False
             sent = await self._transmit(frame)
+            if sent and on_sent is not None:
+                on_sent()
             if sent and faults.active:
                 with trio.CancelScope(shield=True):
                     for action in faults.after_send(frame[0], self.server_count):

@@ -217,10 +217,12 @@ async def _finish(conn: Connection, turn: RunningTurn) -> None:
     turn.finishing = True
     if not await conn.send(frames.GENERATION_COMPLETE):
         return
-    if not await conn.send(frames.turn_complete(turn.usage())):
-        return
-    turn.outcome = "completed"
-    conn.turn_completed(turn)
+
+    def answered() -> None:
+        turn.outcome = "completed"
+        conn.turn_completed(turn)
+
+    await conn.send(frames.turn_complete(turn.usage()), on_sent=answered)
 
 
 def reply_content(turn: RunningTurn, modality: str) -> tuple[dict[str, Any], int]:
