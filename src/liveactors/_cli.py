@@ -12,6 +12,14 @@ __all__ = ["main"]
 # Each subcommand lives in its own module and exposes ``add_arguments(parser)`` and
 # ``run(args) -> int``; importing lazily keeps ``liveactors --help`` fast.
 _COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "liveactors._cli_demo",
+        "Run several conversations through forced GoAways and drops on the embedded fake server.",
+    ),
+    "chat": (
+        "liveactors._cli_chat",
+        "Chat in the terminal (the real service if GEMINI_API_KEY is set, else the fake).",
+    ),
     "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
 }
 
