@@ -174,6 +174,13 @@ class Bus:
     def __init__(self) -> None:
         self._by_conversation: dict[str, list[Subscription]] = {}
         self._everywhere: list[Subscription] = []
+        #: Events dropped by a conversation's subscribers that have since left.
+        self._dropped_by_gone: dict[str, int] = {}
+
+    def dropped(self, conversation: str) -> int:
+        """Events dropped so far by ``conversation``'s own subscribers, present and gone."""
+        present = sum(s.dropped for s in self._by_conversation.get(conversation, ()))
+        return present + self._dropped_by_gone.get(conversation, 0)
 
     def subscribers(self, conversation: str) -> int:
         """How many subscriptions would see an event of ``conversation``."""
@@ -224,6 +231,9 @@ class Bus:
         subs = self._by_conversation.get(sub.conversation)
         if subs is not None and sub in subs:
             subs.remove(sub)
+            if sub.dropped:
+                gone = self._dropped_by_gone
+                gone[sub.conversation] = gone.get(sub.conversation, 0) + sub.dropped
             if not subs:
                 del self._by_conversation[sub.conversation]
 

@@ -276,7 +276,7 @@ class Supervisor:
             last_handle_age=age,
             mailbox=len(self.mailbox),
             subscribers=len(subs),
-            events_dropped=sum(s.dropped for s in subs),
+            events_dropped=self.bus.dropped(self.name),
         )
 
     # -- the supervision loop -----------------------------------------------------------------

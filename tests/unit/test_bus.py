@@ -393,3 +393,18 @@ def test_statistics_and_repr() -> None:
     )
     assert repr(sub) == "<Subscription a buffered=3 dropped=2>"
     assert repr(bus.subscribe()) == "<Subscription * buffered=0 dropped=0>"
+
+
+def test_dropped_counts_of_a_conversation_outlive_its_subscribers() -> None:
+    bus = Bus()
+    leaving = bus.subscribe(conversation="a", buffer=1, overflow="drop_oldest")
+    staying = bus.subscribe(conversation="a", buffer=2, overflow="drop_oldest")
+    other = bus.subscribe(conversation="b", buffer=1, overflow="drop_oldest")
+    for _ in range(4):
+        bus.publish_nowait(text("a"))
+        bus.publish_nowait(text("b"))
+    assert (leaving.dropped, staying.dropped, other.dropped) == (3, 2, 3)
+    bus.unsubscribe(leaving)
+    assert bus.dropped("a") == 5  # the 3 of the subscriber that left still count
+    assert bus.dropped("b") == 3
+    assert bus.dropped("nobody") == 0
