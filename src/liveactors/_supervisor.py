@@ -76,6 +76,12 @@ ConnectGate = Callable[[], Awaitable[None]]
 #: Switch at the latest this long before a goAway's deadline (capped at a quarter of it).
 _HANDOFF_MARGIN: Final = 1.0
 
+#: How long a stop waits for the handle that covers the last answer.
+_COVER_WAIT: Final = 0.25
+
+#: How long on_event may take over the last events of a cancelled conversation.
+_FINAL_HOOK_TIME: Final = 1.0
+
 
 class _Outcome(enum.Enum):
     STOP = "stop"
@@ -195,8 +201,15 @@ class Supervisor:
         self._on_turn = type(actor).on_turn_complete is not Conversation.on_turn_complete
         self._nursery: trio.Nursery | None = None
         self._holding = False
+        #: When the current connection must end (a goAway's deadline), else inf.
         self._deadline = math.inf
         self._draining = False
+        #: When a requested stop must be over, whatever is still in flight.
+        self._stop_at = math.inf
+        #: While stopping: how long to wait for a handle covering the last answer.
+        self._cover_until: float | None = None
+        #: Scope of a delivery waiting for room in a ``block`` subscriber.
+        self._delivery: trio.CancelScope | None = None
         self._conn_error: LiveError | None = None
         self._replies: dict[int, ReplyBuilder] = {}
         self._runs: dict[str, _ToolRun] = {}
@@ -249,8 +262,11 @@ class Supervisor:
             )
 
     async def stop(self, grace: float) -> None:
-        """Queue a stop after everything already sent, then wait until closed."""
+        """Queue a stop after everything already sent, then wait until closed. After ``grace``
+        seconds the conversation closes whatever is still in flight (even mid-reconnect)."""
         if not self.finished and not self.mailbox.closed:
+            self._stop_at = min(self._stop_at, trio.current_time() + max(0.0, grace))
+            self.mailbox.poke()
             with contextlib.suppress(LiveError):
                 await self.mailbox.put(_Stop(max(0.0, grace)))
         await self._finished.wait()
@@ -296,12 +312,20 @@ class Supervisor:
                 outcome = exc
             finally:
                 nursery.cancel_scope.cancel()
-                self._finish(outcome)
+                final = self._finish(outcome)
+                if self._on_event:
+                    # The last events reach on_event too, even when the conversation was
+                    # cancelled; a hook gets a moment, not forever.
+                    with trio.CancelScope(shield=True), trio.move_on_after(_FINAL_HOOK_TIME):
+                        for event in final:
+                            await self._hook(self.actor.on_event, event)
         if outcome is not None and not self._started:
             raise outcome
 
     async def _supervise(self, task_status: trio.TaskStatus[None]) -> None:
         while True:
+            if self._started and trio.current_time() >= self._stop_at:
+                return  # a stop's grace ran out between connections
             try:
                 outcome = await self._connection(task_status)
             except HandleExpired as exc:
@@ -316,7 +340,7 @@ class Supervisor:
                 continue
             if outcome is _Outcome.STOP:
                 if self._on_stop_hook():
-                    await self.actor.on_stop()
+                    await self._hook(self.actor.on_stop)
                 return
             self.handoffs += 1
             self.state = ConversationState.RECONNECTING
@@ -356,13 +380,16 @@ class Supervisor:
                 delay=delay,
             )
         )
-        await trio.sleep(delay)
+        with trio.move_on_at(self._stop_at):
+            await trio.sleep(delay)
 
     async def _connection(self, task_status: trio.TaskStatus[None]) -> _Outcome:
         """One connection: connect, set up, replay, run until stop / handoff / failure."""
         self.ledger.new_connection()
         handle = self.tracker.handle
-        plan = self.ledger.plan(have_handle=handle is not None)
+        plan = self.ledger.plan(
+            have_handle=handle is not None, awaiting_tool=self.tracker.awaiting_tool
+        )
         if not plan.resume:
             handle = None
         if self._gate is not None:
@@ -370,6 +397,7 @@ class Supervisor:
         conn = LiveConnection(number=self.connections + 1)
         async with self.backend.transport.connect(self.backend.connect_request()) as link:
             await link.send(conn.send_setup(self._setup_with(handle)))
+            self.messages_out += 1
             with trio.move_on_after(self.backend.setup_timeout) as waited:
                 frame = await link.receive()
             if waited.cancelled_caught:
@@ -386,6 +414,7 @@ class Supervisor:
             self.state = ConversationState.READY
             self._holding = False
             self._deadline = math.inf
+            self._cover_until = None
             await self._deliver(
                 self.tracker.emit(
                     ev.Connected,
@@ -405,7 +434,7 @@ class Supervisor:
                 self._started = True
                 task_status.started()
                 if type(self.actor).on_start is not Conversation.on_start:
-                    await self.actor.on_start()
+                    await self._hook(self.actor.on_start)
             return await self._run_connection(link, conn)
 
     def _setup_with(self, handle: str | None) -> dict[str, Any]:
@@ -425,6 +454,21 @@ class Supervisor:
             except LiveError as exc:
                 if self._conn_error is None:
                     self._conn_error = exc
+            except BaseException:
+                # The conversation itself is being cancelled: a delivery waiting for a slow
+                # subscriber must not hold that up.
+                if self._delivery is not None:
+                    self._delivery.cancel()
+                raise
+            # Ending the connection (stop, handoff, failure) cancels the reader, but not in the
+            # middle of handing an already-numbered event to a subscriber: that may finish
+            # until the switch's own deadline (a subscriber that never reads cannot hold a
+            # stop or a handoff beyond it).
+            if self._delivery is not None:
+                ending = self._stop_at if outcome is _Outcome.STOP else self._deadline
+                if self._conn_error is not None:
+                    ending = trio.current_time()
+                self._delivery.deadline = ending
             nursery.cancel_scope.cancel()
         if self._conn_error is not None:
             raise self._conn_error
@@ -435,13 +479,16 @@ class Supervisor:
     async def _writer(self, link: Link, conn: LiveConnection) -> _Outcome:
         mailbox = self.mailbox
         while True:
+            deadline = min(self._deadline, self._stop_at) if self._draining else self._deadline
             if (self._holding or self._draining) and (
-                self._switch_ready() or trio.current_time() >= self._deadline
+                self._switch_ready() or trio.current_time() >= deadline
             ):
                 return _Outcome.STOP if self._draining else _Outcome.HANDOFF
             command = mailbox.take(include_input=not (self._holding or self._draining))
             if command is None:
-                with trio.move_on_at(self._deadline):
+                if self._cover_until is not None:
+                    deadline = min(deadline, self._cover_until)
+                with trio.move_on_at(deadline):
                     await mailbox.wait()
                 continue
             if type(command) is _Send:
@@ -450,7 +497,6 @@ class Supervisor:
                 await self._send_tool_result(link, conn, command)
             elif type(command) is _Stop:
                 self._draining = True
-                self._deadline = min(self._deadline, trio.current_time() + command.grace)
 
     def _switch_ready(self) -> bool:
         """Whether the connection can end now without losing or repeating anything."""
@@ -458,7 +504,17 @@ class Supervisor:
         if tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool:
             return False
         if self._draining:
-            return not any(e.triggered and not e.answered for e in self.ledger.exchanges)
+            if self.ledger.outstanding:
+                return False
+            if self.ledger.handoff_ready:
+                return True
+            # Answered but not covered by a handle yet: a per-turn service sends one right
+            # after the turn, so wait a moment for it (a saved handle then holds the last
+            # answer); a service that sends none must not hold the stop for the whole grace.
+            now = trio.current_time()
+            if self._cover_until is None:
+                self._cover_until = now + _COVER_WAIT
+            return now >= self._cover_until
         return self.ledger.handoff_ready
 
     async def _send_input(self, link: Link, conn: LiveConnection, command: _Send) -> None:
@@ -495,9 +551,9 @@ class Supervisor:
                 self.messages_in += 1
                 for event in tracker.events(conn.receive(frame)):
                     self._account(event)
-                    await self._deliver(event)
+                    await self._deliver(event, reader=True)
                     if type(event) is ev.TurnComplete and self._on_turn:
-                        await self.actor.on_turn_complete(event)
+                        await self._hook(self.actor.on_turn_complete, event)
                 if self._holding or self._draining:
                     self.mailbox.poke()
         except LiveError as exc:
@@ -505,13 +561,29 @@ class Supervisor:
                 self._conn_error = exc
             scope.cancel()
 
-    async def _deliver(self, event: ev.Event) -> None:
+    async def _deliver(self, event: ev.Event, *, reader: bool = False) -> None:
         blocked = self.bus.publish_nowait(event)
         if blocked:
-            for sub in blocked:
-                await sub._put(event)
+            if reader:
+                # The event is numbered and accounted: it reaches every subscriber even when
+                # the connection ends meanwhile (a stop or a handoff cancels the reader); only
+                # the conversation's own end cancels this wait (see _run_connection).
+                with trio.CancelScope(shield=True) as self._delivery:
+                    for sub in blocked:
+                        await sub._put(event)
+                self._delivery = None
+            else:
+                for sub in blocked:
+                    await sub._put(event)
         if self._on_event:
-            await self.actor.on_event(event)
+            await self._hook(self.actor.on_event, event)
+
+    async def _hook(self, hook: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run a user hook; one that raises is logged and the conversation carries on."""
+        try:
+            await hook(*args)
+        except Exception:
+            log.exception("%s: %s raised", self.name, getattr(hook, "__name__", "a hook"))
 
     def _account(self, event: ev.Event) -> None:
         """Update the ledger, replies and tools for one event (before subscribers see it)."""
@@ -659,10 +731,11 @@ class Supervisor:
 
     # -- the end ------------------------------------------------------------------------------
 
-    def _finish(self, outcome: LiveError | None) -> None:
-        """Record the end: refuse commands, fail waiting asks, publish the last events."""
+    def _finish(self, outcome: LiveError | None) -> list[ev.Event]:
+        """Record the end: refuse commands, fail waiting asks, publish the last events (which
+        it returns)."""
         if self.finished:
-            return
+            return []
         self.finished = True
         if outcome is None:
             self.state = ConversationState.CLOSED
@@ -678,13 +751,15 @@ class Supervisor:
         for builder in self._replies.values():
             builder.fail(error())
         self._replies.clear()
+        final: list[ev.Event] = []
         if outcome is not None and self._started:
-            self.bus.publish_nowait(
-                self.tracker.emit(ev.ConversationFailed, error=outcome), force=True
-            )
-        self.bus.publish_nowait(self.tracker.emit(ev.ConversationClosed), force=True)
+            final.append(self.tracker.emit(ev.ConversationFailed, error=outcome))
+        final.append(self.tracker.emit(ev.ConversationClosed))
+        for event in final:
+            self.bus.publish_nowait(event, force=True)
         self.bus.end_conversation(self.name)
         self._finished.set()
+        return final
 
 
 def _refusal(name: str, outcome: LiveError) -> Callable[[], LiveError]:

@@ -342,10 +342,15 @@ class InputLedger:
         self._answered_upto = 0
         self._index_positions.clear()
 
-    def plan(self, *, have_handle: bool) -> ResumePlan:
+    def plan(self, *, have_handle: bool, awaiting_tool: bool = False) -> ResumePlan:
         """What to send on the next connection (see the module docstring). Call after
         :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
-        are numbered here as sent, with client indices 1, 2, ..."""
+        are numbered here as sent, with client indices 1, 2, ...
+
+        ``awaiting_tool``: the cut turn waits on a blocking call the session keeps; its
+        response, not a prompt to continue (which would barge in and cancel the call), resumes
+        that turn.
+        """
         outstanding = self.outstanding
         if not have_handle or self._restore_pending is not None:
             plan = self._plan_fresh()
@@ -355,9 +360,10 @@ class InputLedger:
                 plan = self._plan_fresh()
             else:
                 replay = self._replay([e for e in self.exchanges if not e.triggered])
-                if unanswered:
+                if unanswered and not awaiting_tool:
                     self._next_position(None)  # the prompt to continue
-                plan = ResumePlan(resume=True, replay=replay, prompt_continue=bool(unanswered))
+                prompt = bool(unanswered) and not awaiting_tool
+                plan = ResumePlan(resume=True, replay=replay, prompt_continue=prompt)
         elif self.mode is HandleMode.UNKNOWN and (
             outstanding or any(e.answered for e in self.exchanges)
         ):
