@@ -26,7 +26,16 @@ T = TypeVar("T")
 class Mailbox(Generic[T]):
     """Bounded ordered input + unbounded urgent lane, one consumer."""
 
-    __slots__ = ("_closed", "_input", "_reader", "_reserved", "_space", "_urgent", "capacity")
+    __slots__ = (
+        "_all_closed",
+        "_closed",
+        "_input",
+        "_reader",
+        "_reserved",
+        "_space",
+        "_urgent",
+        "capacity",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -34,7 +43,10 @@ class Mailbox(Generic[T]):
         self._urgent: deque[T] = deque()
         self._reader = trio.lowlevel.ParkingLot()
         self._space = trio.lowlevel.ParkingLot()
+        #: What refused input raises (set by seal or close).
         self._closed: Callable[[], LiveError] | None = None
+        #: Closed for good: urgent messages are refused too.
+        self._all_closed = False
         #: Free slots promised to putters woken by :meth:`take` that have not run yet.
         self._reserved = 0
 
@@ -43,7 +55,12 @@ class Mailbox(Generic[T]):
 
     @property
     def closed(self) -> bool:
-        """Whether the mailbox refuses new messages."""
+        """Whether the mailbox refuses every message, urgent ones too."""
+        return self._all_closed
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the mailbox refuses new input (it may still hold some to drain)."""
         return self._closed is not None
 
     def _check_open(self) -> None:
@@ -68,6 +85,11 @@ class Mailbox(Generic[T]):
         self._input.append(item)
         self._reader.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def check_urgent(self) -> None:
+        """Raise the closing error if the mailbox takes no urgent messages any more."""
+        if self._all_closed and self._closed is not None:
+            raise self._closed()
 
     def put_urgent(self, item: T) -> None:
         """Queue ``item`` ahead of all input (never waits)."""
@@ -97,10 +119,20 @@ class Mailbox(Generic[T]):
         """Wake the consumer so it re-checks its conditions."""
         self._reader.unpark()
 
+    def seal(self, error: Callable[[], LiveError], *, last: T) -> None:
+        """Refuse new input from now on (putting raises ``error()``, also for senders waiting
+        for room) but keep what is queued, followed by ``last``, for the consumer to drain."""
+        self._closed = error
+        self._input.append(last)
+        self._reserved = 0
+        self._space.unpark_all()
+        self._reader.unpark()
+
     def close(self, error: Callable[[], LiveError]) -> list[T]:
         """Refuse further messages: putting one raises ``error()``. Returns what was still
         queued."""
         self._closed = error
+        self._all_closed = True
         left = list(self._urgent) + list(self._input)
         self._urgent.clear()
         self._input.clear()

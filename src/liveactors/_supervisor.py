@@ -23,7 +23,6 @@ send before new input, so nothing acknowledged is lost and nothing answered is a
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import enum
 import inspect
@@ -228,14 +227,13 @@ class Supervisor:
     # -- commands from ConversationRef ------------------------------------------------------
 
     async def submit(self, message: dict[str, Any], reply: ReplyBuilder | None = None) -> None:
-        """Queue one validated input message."""
+        """Queue one validated input message (refused once a stop is queued)."""
         await self.mailbox.put(_Send(message, reply))
 
     async def submit_tool_response(self, responses: list[types.FunctionResponse]) -> None:
         """Queue tool responses; every id must belong to a pending call."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self.mailbox.closed:
-            await self.mailbox.put(_ToolResult(()))  # raises the mailbox's closing error
+        self.mailbox.check_urgent()
         pending = self.tracker.pending_calls
         for response in responses:
             if response.id not in pending:
@@ -264,11 +262,16 @@ class Supervisor:
     async def stop(self, grace: float) -> None:
         """Queue a stop after everything already sent, then wait until closed. After ``grace``
         seconds the conversation closes whatever is still in flight (even mid-reconnect)."""
-        if not self.finished and not self.mailbox.closed:
+        if not self.finished and not self.mailbox.sealed:
             self._stop_at = min(self._stop_at, trio.current_time() + max(0.0, grace))
-            self.mailbox.poke()
-            with contextlib.suppress(LiveError):
-                await self.mailbox.put(_Stop(max(0.0, grace)))
+            name = self.name
+
+            def stopping() -> LiveError:
+                return ConversationStopped(f"conversation {name!r} is stopping")
+
+            # Input already queued goes out first; input sent from now on is refused, rather
+            # than accepted and then never sent.
+            self.mailbox.seal(stopping, last=_Stop(max(0.0, grace)))
         await self._finished.wait()
 
     async def wait_finished(self) -> None:
@@ -549,11 +552,21 @@ class Supervisor:
             while True:
                 frame = await link.receive()
                 self.messages_in += 1
-                for event in tracker.events(conn.receive(frame)):
-                    self._account(event)
-                    await self._deliver(event, reader=True)
-                    if type(event) is ev.TurnComplete and self._on_turn:
-                        await self._hook(self.actor.on_turn_complete, event)
+                frame_events = tracker.events(conn.receive(frame))
+                for position, event in enumerate(frame_events):
+                    try:
+                        self._account(event)
+                        await self._deliver(event, reader=True)
+                        if type(event) is ev.TurnComplete and self._on_turn:
+                            await self._hook(self.actor.on_turn_complete, event)
+                    except BaseException:
+                        # Cut mid-frame (a slow hook, a stop's grace running out): the rest of
+                        # the frame is numbered already, so it still counts and reaches every
+                        # subscriber, or seq would have a gap.
+                        for rest in frame_events[position + 1 :]:
+                            self._account(rest)
+                            self.bus.publish_nowait(rest, force=True)
+                        raise
                 if self._holding or self._draining:
                     self.mailbox.poke()
         except LiveError as exc:
@@ -567,11 +580,17 @@ class Supervisor:
             if reader:
                 # The event is numbered and accounted: it reaches every subscriber even when
                 # the connection ends meanwhile (a stop or a handoff cancels the reader); only
-                # the conversation's own end cancels this wait (see _run_connection).
+                # a deadline or the conversation's own end cuts this wait (_run_connection),
+                # and then the event goes into the buffer anyway, past its limit.
+                waiting = list(blocked)
                 with trio.CancelScope(shield=True) as self._delivery:
-                    for sub in blocked:
-                        await sub._put(event)
+                    while waiting:
+                        await waiting[0]._put(event)
+                        waiting.pop(0)
                 self._delivery = None
+                for sub in waiting:
+                    if not sub.ended:
+                        sub._offer(event, force=True)
             else:
                 for sub in blocked:
                     await sub._put(event)
