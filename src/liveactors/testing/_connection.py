@@ -46,11 +46,13 @@ class ConnectionBase:
     __slots__ = (
         "_auth_error",
         "_binary",
+        "_dropped_mid_write",
         "_early",
         "_nursery",
         "_scope",
         "_send_lock",
         "_wound_up",
+        "_writing",
         "closing",
         "core",
         "faults",
@@ -94,6 +96,9 @@ class ConnectionBase:
         #: Messages read ahead (during the setup latency), to process next.
         self._early: list[str | bytes] = []
         self._wound_up = False
+        #: A frame is being written now / was being written when a fault dropped the line.
+        self._writing = False
+        self._dropped_mid_write = False
         self.faults: ConnectionFaults
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -183,6 +188,9 @@ class ConnectionBase:
         """End the connection without a close frame (the client sees 1006)."""
         if self.closing:
             return
+        # A frame being written when the server itself cuts the line was on its way: over TCP
+        # its bytes are already with the kernel and reach the client.
+        self._dropped_mid_write = self._writing
         self._record_close(1006, "", cause)
         self._wind_up()
         await trio.aclose_forcefully(self.stream)
@@ -222,9 +230,15 @@ class ConnectionBase:
                     await self._act(action)
                     if self.closing:
                         return False
-            sent = await self._transmit(frame)
-            if sent and on_sent is not None:
-                on_sent()
+            self._writing = True
+            sent = False
+            try:
+                sent = await self._transmit(frame)
+            finally:
+                # Also when the drop cancelled the write: the frame was on its way.
+                self._writing = False
+                if on_sent is not None and (sent or self._dropped_mid_write):
+                    on_sent()
             if sent and faults.active:
                 with trio.CancelScope(shield=True):
                     for action in faults.after_send(frame[0], self.server_count):

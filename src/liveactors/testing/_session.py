@@ -124,9 +124,12 @@ class Connection(ConnectionBase):
 
     def _session_over(self, now: float) -> None:
         turn = self._turn
-        if turn is not None and turn.outcome is None and not turn.interrupted:
-            self._cut(turn)
+        writing = turn is not None and turn.writing_turn_complete
+        if turn is not None and turn.outcome is None and not turn.interrupted and not writing:
+            self.cut(turn)
         for open_record in list(self._open_records):
+            if writing and turn is not None and open_record is turn.record:
+                continue  # settled by the turnComplete write under way
             self._settle(open_record, "cut")
         session = self.session
         if session is not None:
@@ -136,7 +139,7 @@ class Connection(ConnectionBase):
                 session.connection = None
                 session.ended_at = now
 
-    def _cut(self, turn: RunningTurn) -> None:
+    def cut(self, turn: RunningTurn) -> None:
         """The connection ended mid-turn: the turn's input goes back, unanswered."""
         turn.outcome = "cut"
         self.state.pending_input[:0] = turn.taken
@@ -540,7 +543,7 @@ class Connection(ConnectionBase):
         if turn.outcome == "waiting":
             self._waiting_record = turn.record
         elif turn.outcome is None and not turn.interrupted:
-            self._cut(turn)
+            self.cut(turn)
         turn.done.set()
 
     def turn_completed(self, turn: RunningTurn) -> None:

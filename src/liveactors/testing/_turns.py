@@ -74,6 +74,9 @@ class RunningTurn:
     outcome: str | None = None
     interrupted: bool = False
     finishing: bool = False
+    #: Its ``turnComplete`` is being written: whether the turn was answered depends on that
+    #: write, not on a drop that happens during it.
+    writing_turn_complete: bool = False
 
     def usage(self) -> dict[str, Any]:
         """``usageMetadata`` for this turn so far."""
@@ -222,7 +225,13 @@ async def _finish(conn: Connection, turn: RunningTurn) -> None:
         turn.outcome = "completed"
         conn.turn_completed(turn)
 
-    await conn.send(frames.turn_complete(turn.usage()), on_sent=answered)
+    turn.writing_turn_complete = True
+    try:
+        sent = await conn.send(frames.turn_complete(turn.usage()), on_sent=answered)
+    finally:
+        turn.writing_turn_complete = False
+    if not sent and turn.outcome is None and not turn.interrupted:
+        conn.cut(turn)  # the write failed: the turn's input is unanswered
 
 
 def reply_content(turn: RunningTurn, modality: str) -> tuple[dict[str, Any], int]:
