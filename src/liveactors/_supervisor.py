@@ -72,8 +72,12 @@ log = logging.getLogger("liveactors.supervisor")
 #: Awaited before every connect (admission control and connect-rate limiting).
 ConnectGate = Callable[[], Awaitable[None]]
 
-#: Switch at the latest this long before a goAway's deadline (capped at a quarter of it).
+#: Switch this long before a goAway's deadline (capped at a quarter of it) when only a late
+#: handle is missing.
 _HANDOFF_MARGIN: Final = 1.0
+
+#: How long past a goAway's deadline to wait for a service that does not close.
+_GOAWAY_SLACK: Final = 5.0
 
 #: How long a stop waits for the handle that covers the last answer.
 _COVER_WAIT: Final = 0.25
@@ -189,6 +193,11 @@ class Supervisor:
         self.ledger = InputLedger()
         self.mailbox: Mailbox[_Command] = Mailbox(mailbox_size)
         self.manual_vad = _manual_vad(self.config)
+        history = self.config.history_config
+        #: The config seeds history with clientContent before the conversation starts.
+        self._initial_history = bool(history and history.initial_history_in_client_content)
+        #: Still seeding: clientContent is history, not a question, until turnComplete.
+        self._seeding = self._initial_history
         self.ref = ConversationRef(self)
         actor.ref = self.ref
         self.state = ConversationState.CONNECTING
@@ -200,8 +209,10 @@ class Supervisor:
         self._on_turn = type(actor).on_turn_complete is not Conversation.on_turn_complete
         self._nursery: trio.Nursery | None = None
         self._holding = False
-        #: When the current connection must end (a goAway's deadline), else inf.
+        #: When the current connection must end (past a goAway's deadline), else inf.
         self._deadline = math.inf
+        #: When to switch after a goAway if no turn is in progress, else inf.
+        self._switch_by = math.inf
         self._draining = False
         #: When a requested stop must be over, whatever is still in flight.
         self._stop_at = math.inf
@@ -338,17 +349,30 @@ class Supervisor:
                 continue
             except SessionRejected:
                 raise
-            except (ConnectionLost, ProtocolError) as exc:
+            except ConnectionLost as exc:
+                if self._holding:
+                    # The service ended the connection it announced with goAway (its deadline
+                    # passed mid-turn): a planned switch, not a failure. Everything it sent
+                    # before closing was read; the ledger replays what it did not answer.
+                    await self._handed_off()
+                    continue
+                await self._recover(exc)
+                continue
+            except ProtocolError as exc:
                 await self._recover(exc)
                 continue
             if outcome is _Outcome.STOP:
                 if self._on_stop_hook():
                     await self._hook(self.actor.on_stop)
                 return
-            self.handoffs += 1
-            self.state = ConversationState.RECONNECTING
-            # The goAway deadline may have forced the switch mid-turn.
-            await self._close_cut_turn()
+            await self._handed_off()
+
+    async def _handed_off(self) -> None:
+        """A goAway handoff is done on the old connection; the next one resumes."""
+        self.handoffs += 1
+        self.state = ConversationState.RECONNECTING
+        # The switch may have come mid-turn (the time left ran out first).
+        await self._close_cut_turn()
 
     def _on_stop_hook(self) -> bool:
         return type(self.actor).on_stop is not Conversation.on_stop
@@ -417,6 +441,7 @@ class Supervisor:
             self.state = ConversationState.READY
             self._holding = False
             self._deadline = math.inf
+            self._switch_by = math.inf
             self._cover_until = None
             await self._deliver(
                 self.tracker.emit(
@@ -426,6 +451,10 @@ class Supervisor:
                     connection=conn.number,
                 )
             )
+            if self._initial_history and not plan.resume and plan.history is not None:
+                # A fresh session expects the initial history first: the restored transcript
+                # is it, and its turnComplete ends it (without a model call).
+                plan.history["clientContent"]["turnComplete"] = True
             for message in plan.messages:
                 _, text = conn.send(message)
                 self.messages_out += 1
@@ -483,15 +512,23 @@ class Supervisor:
         mailbox = self.mailbox
         while True:
             deadline = min(self._deadline, self._stop_at) if self._draining else self._deadline
-            if (self._holding or self._draining) and (
-                self._switch_ready() or trio.current_time() >= deadline
-            ):
-                return _Outcome.STOP if self._draining else _Outcome.HANDOFF
+            wake = deadline
+            if self._holding or self._draining:
+                now = trio.current_time()
+                if self._switch_ready() or now >= deadline:
+                    return _Outcome.STOP if self._draining else _Outcome.HANDOFF
+                if self._holding and not self._draining:
+                    if now < self._switch_by:
+                        wake = min(wake, self._switch_by)
+                    elif not self._turn_in_progress():
+                        # Only a covering handle is missing, and it is late: switch now;
+                        # the ledger plans what the old handle lacks.
+                        return _Outcome.HANDOFF
             command = mailbox.take(include_input=not (self._holding or self._draining))
             if command is None:
                 if self._cover_until is not None:
-                    deadline = min(deadline, self._cover_until)
-                with trio.move_on_at(deadline):
+                    wake = min(wake, self._cover_until)
+                with trio.move_on_at(wake):
                     await mailbox.wait()
                 continue
             if type(command) is _Send:
@@ -500,6 +537,13 @@ class Supervisor:
                 await self._send_tool_result(link, conn, command)
             elif type(command) is _Stop:
                 self._draining = True
+
+    def _turn_in_progress(self) -> bool:
+        """The model is answering, or a question or a blocking call waits for an answer."""
+        tracker = self.tracker
+        return (
+            tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool or self.ledger.outstanding
+        )
 
     def _switch_ready(self) -> bool:
         """Whether the connection can end now without losing or repeating anything."""
@@ -523,6 +567,14 @@ class Supervisor:
     async def _send_input(self, link: Link, conn: LiveConnection, command: _Send) -> None:
         message = command.message
         index, text = conn.send(message)
+        if self._seeding and "clientContent" in message:
+            # Initial history: the service takes it without answering.
+            self._seeding = not message["clientContent"].get("turnComplete")
+            self.ledger.seeded(message)
+            self.messages_out += 1
+            await link.send(text)
+            return
+        self._seeding = False
         exchange = self.ledger.sent(message, index)
         if command.reply is not None and exchange is not None:
             self._replies[exchange.number] = command.reply
@@ -538,7 +590,8 @@ class Supervisor:
             log.debug("%s: dropped a tool result for calls no longer pending", self.name)
             return
         _, text = conn.send(encode.tool_response(live))
-        self.tracker.tool_responded([r.id for r in live if r.id])
+        # A response with willContinue (a NON_BLOCKING generator) leaves its call pending.
+        self.tracker.tool_responded([r.id for r in live if r.id and not r.will_continue])
         self.messages_out += 1
         await link.send(text)
         if self._holding:
@@ -625,7 +678,7 @@ class Supervisor:
             self.tokens += event.metadata.total_token_count or 0  # type: ignore[attr-defined]
         elif kind is ev.TurnComplete:
             self._feed(event)
-            exchange = ledger.turn_complete()
+            exchange = ledger.turn_complete(calls_running=bool(self.tracker.pending_calls))
             if exchange is not None:
                 builder = self._replies.pop(exchange.number, None)
                 if builder is not None:
@@ -637,7 +690,6 @@ class Supervisor:
             self._resumption(event)  # type: ignore[arg-type]
             return
         elif kind is ev.GoAway:
-            ledger.go_away()
             self._begin_handoff(event.time_left)  # type: ignore[attr-defined]
             return
         self._feed(event)
@@ -668,9 +720,15 @@ class Supervisor:
                 self._on_handle(event.handle)
 
     def _begin_handoff(self, time_left: float) -> None:
+        """goAway: hold new input. Switch as soon as nothing is lost by it; otherwise let the
+        turn run: if it cannot finish in time, the service closes the connection at its
+        deadline, after everything it sent (which is read, so no answer is asked twice); only
+        a service that never closes is left after a grace of its own."""
+        now = trio.current_time()
         margin = min(_HANDOFF_MARGIN, time_left / 4)
         self._holding = True
-        self._deadline = min(self._deadline, trio.current_time() + max(0.0, time_left - margin))
+        self._switch_by = min(self._switch_by, now + max(0.0, time_left - margin))
+        self._deadline = min(self._deadline, now + time_left + _GOAWAY_SLACK)
         self.mailbox.poke()
 
     # -- tools --------------------------------------------------------------------------------

@@ -233,7 +233,6 @@ class Driver:
         return plan
 
     def go_away(self) -> None:
-        self.ledger.go_away()
         self.going_away = True
 
     def handoff_ready(self) -> bool:

@@ -158,8 +158,9 @@ class InputLedger:
     #: Position of the last exchange answered on the current connection.
     _answered_upto: int = 0
     _handles_this_connection: int = 0
-    #: A turn completed on this connection and no resumption update followed yet.
-    _turn_ended_without_update: bool = False
+    #: A turn ended with the service idle (nothing asked, no call running) on this connection,
+    #: and no resumption update has come since.
+    _idle_end_without_update: bool = False
     #: Client index on the current connection -> position (transparent mode).
     _index_positions: dict[int, int] = attrs.field(factory=dict, repr=False)
     #: Model text of a turn nobody's input asked for (proactive audio, a tool result).
@@ -203,6 +204,14 @@ class InputLedger:
             self._index_positions[index] = self._position
         return self._position
 
+    def seeded(self, message: dict[str, Any]) -> None:
+        """Initial history (``historyConfig.initialHistoryInClientContent``): the service takes
+        it without answering, so it is the start of the transcript, not a question."""
+        self._next_position(None)
+        content = message.get("clientContent", {})
+        for turn in content.get("turns", ()):
+            self._remember(turn)
+
     # -- what the service said ----------------------------------------------------------------
 
     def answering(self) -> Exchange | None:
@@ -218,10 +227,6 @@ class InputLedger:
 
     def model_output(self, text: str = "") -> None:
         """Model output (text or transcript) of the turn in progress."""
-        if self._turn_ended_without_update and self._handles_this_connection:
-            # Output after a completed turn with no update in between: handles come once.
-            self._learn(HandleMode.ONCE)
-        self._turn_ended_without_update = False
         exchange = self.answering()
         if exchange is None:
             if text:
@@ -237,32 +242,44 @@ class InputLedger:
         if exchange is not None:
             exchange.input_transcript.append(text)
 
-    def turn_complete(self) -> Exchange | None:
-        """The model's turn completed (a barge-in counts); returns the exchange it answered."""
+    def turn_complete(self, *, calls_running: bool = False) -> Exchange | None:
+        """The model's turn completed (a barge-in counts); returns the exchange it answered
+        (None for a turn no input asked for).
+
+        ``calls_running``: function calls are still executing (NON_BLOCKING ones), so the
+        service is not idle and a per-turn service would send no handle yet.
+        """
         exchange = self.answering()
+        orphan = exchange is None
         if exchange is None:
-            self._turn_ended_without_update = True
-            if self._orphan_text:
-                model = "".join(self._orphan_text)
-                self._remember({"role": "model", "parts": [{"text": model}]})
-                self._orphan_text.clear()
-            return None
-        exchange.answered = True
-        exchange.output_seen = True
-        if not exchange.triggered:
+            # A turn nobody's input asked for (proactive audio, a NON_BLOCKING result): it
+            # joins the exchanges in order, already answered, so history keeps its place.
+            self._numbers += 1
+            exchange = Exchange(self._numbers, triggered=True, position=self._position)
+            exchange.model_text = self._orphan_text
+            self._orphan_text = []
+            if self.exchanges and not self.exchanges[-1].triggered:
+                self.exchanges.insert(len(self.exchanges) - 1, exchange)
+            else:
+                self.exchanges.append(exchange)
+        elif not exchange.triggered:
             # Server-side VAD ended this turn: later input starts a new exchange.
             exchange.triggered = True
             exchange.position = exchange.inputs[-1][0]
+        exchange.answered = True
+        exchange.output_seen = True
         self._answered_upto = max(self._answered_upto, exchange.position)
-        # Once-mode evidence needs an idle service: one busy with the next queued question
-        # sends no per-turn handle between the two turns either.
-        self._turn_ended_without_update = not any(
-            e.triggered and not e.answered for e in self.exchanges
-        )
+        # Once-mode evidence: a per-turn service sends a handle whenever it goes idle after a
+        # turn, so two turns in a row with no update between them, the first ending idle,
+        # mean one handle per connection. (A single idle end is no proof: the handle may just
+        # be late, e.g. behind a goAway.)
+        if self._idle_end_without_update and self._handles_this_connection:
+            self._learn(HandleMode.ONCE)
+        self._idle_end_without_update = not calls_running and not self.outstanding
         if self.mode is HandleMode.ONCE:
             self._cover(lambda e: e.answered)
             self._restore_pending = None
-        return exchange
+        return None if orphan else exchange
 
     def turn_lost(self) -> None:
         """The connection died mid-turn: the partial answer will be regenerated."""
@@ -273,7 +290,7 @@ class InputLedger:
 
     def resumption_update(self, *, resumable: bool) -> None:
         """A ``sessionResumptionUpdate`` arrived on the current connection."""
-        self._turn_ended_without_update = False
+        self._idle_end_without_update = False
         if not resumable:
             return
         self._handles_this_connection += 1
@@ -299,13 +316,14 @@ class InputLedger:
                 exchange.inputs.clear()
         self._cover(lambda e: e.answered and not e.inputs)
 
-    def go_away(self) -> None:
-        """A goAway arrived: a turn that ended with no update after it means handles come once."""
-        if self._turn_ended_without_update and self._handles_this_connection:
-            self._learn(HandleMode.ONCE)
-
     def _learn(self, mode: HandleMode) -> None:
-        if self.mode is HandleMode.UNKNOWN or mode is HandleMode.TRANSPARENT:
+        # Two resumable updates on one connection are proof of per-turn handles and correct
+        # an earlier once guess; a consumed index is proof of transparent mode.
+        if (
+            self.mode is HandleMode.UNKNOWN
+            or mode is HandleMode.TRANSPARENT
+            or (mode is HandleMode.PER_TURN and self.mode is HandleMode.ONCE)
+        ):
             self.mode = mode
 
     def _cover(self, covered: Callable[[Exchange], bool]) -> None:
@@ -338,7 +356,7 @@ class InputLedger:
     def new_connection(self) -> None:
         """A new connection starts: per-connection evidence and indices restart."""
         self._handles_this_connection = 0
-        self._turn_ended_without_update = False
+        self._idle_end_without_update = False
         self._answered_upto = 0
         self._index_positions.clear()
 
