@@ -115,7 +115,8 @@ def live_config(config: ConfigLike) -> tuple[types.LiveConnectConfig, str | None
 
     Session resumption is always on (the supervisor needs handles); sliding-window context
     compression is on unless the config sets ``context_window_compression`` itself, so sessions
-    are not capped at 15 (audio) or 2 (video) minutes.
+    are not capped at 15 (audio) or 2 (video) minutes. An empty
+    ``ContextWindowCompressionConfig()`` opts out: no compression is requested at all.
     """
     cfg = coerce_config(config)
     update: dict[str, Any] = {}
@@ -125,10 +126,13 @@ def live_config(config: ConfigLike) -> tuple[types.LiveConnectConfig, str | None
     elif cfg.session_resumption.handle:
         handle = cfg.session_resumption.handle
         update["session_resumption"] = cfg.session_resumption.model_copy(update={"handle": None})
-    if cfg.context_window_compression is None:
+    compression = cfg.context_window_compression
+    if compression is None:
         update["context_window_compression"] = types.ContextWindowCompressionConfig(
             sliding_window=types.SlidingWindow()
         )
+    elif not compression.model_dump(exclude_none=True):
+        update["context_window_compression"] = None  # the explicit opt-out
     return (cfg.model_copy(update=update) if update else cfg), handle
 
 

@@ -131,3 +131,14 @@ async def test_handle_in_the_config_is_used_for_the_first_connect(
         # The session went on: the model's turn counter continues.
         assert reply.text == "echo #2: who am I?"
         assert len(server.log.sessions) == 1
+
+
+async def test_an_empty_compression_config_opts_out(autojump_clock: MockClock) -> None:
+    config = types.LiveConnectConfig(
+        response_modalities=[types.Modality.TEXT],
+        context_window_compression=types.ContextWindowCompressionConfig(),
+    )
+    async with fake() as server, conversation(server, config):
+        [setup] = setups(server)
+    assert "contextWindowCompression" not in setup
+    assert setup["sessionResumption"] == {}  # resumption stays on: supervision needs it
