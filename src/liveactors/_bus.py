@@ -116,7 +116,8 @@ class Subscription:
                 self._finish()
                 return True
         queue.append(event)
-        self._consumer.unpark()
+        if self._consumer:  # only a parked consumer needs waking
+            self._consumer.unpark()
         return True
 
     async def _put(self, event: ev.Event) -> None:
@@ -142,17 +143,20 @@ class Subscription:
     async def __anext__(self) -> ev.Event:
         await trio.lowlevel.checkpoint_if_cancelled()
         queue = self._queue
+        parked = False
         while not queue:
             if self.ended:
                 if self._error is not None:
                     raise self._error
                 raise StopAsyncIteration
             await self._consumer.park()
+            parked = True
         event = queue.popleft()
         self.delivered += 1
         if self._space:
             self._space.unpark()
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        if not parked:  # parking was the checkpoint; otherwise yield now
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return event
 
     def receive_nowait(self) -> ev.Event | None:

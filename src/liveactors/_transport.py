@@ -1,16 +1,18 @@
 """WebSocket transport: opens one connection, moves frames, turns closes into typed errors.
 
 A :class:`Transport` opens a :class:`Link` (one WebSocket connection) as an async context
-manager, so the link's reader task lives in a nursery owned by whoever opened it. Two transports
-share one code path and differ only in how the byte stream is made:
+manager. The link starts no task: whoever calls :meth:`Link.receive` reads the socket and runs
+the framing, so a frame reaches the conversation without a hop through a reader task and a
+channel. Two transports share one code path and differ only in how the byte stream is made:
 
 * :class:`WebSocketTransport` dials TCP (TLS verified by default) — the real service or the fake
   server on loopback;
 * :class:`MemoryTransport` asks a ``dial`` function for an in-memory stream — the fake server
   in the same trio run, so tests can use ``MockClock`` with autojump and never touch a socket.
 
-Both speak real WebSocket framing through trio-websocket, so a test exercises the same bytes as
-production. Lower-layer exceptions are translated here, once, into the :mod:`liveactors` tree.
+Both speak real WebSocket framing through wsproto (sans-IO), so a test exercises the same
+bytes as production. Lower-layer exceptions are translated here, once, into the
+:mod:`liveactors` tree.
 """
 
 from __future__ import annotations
@@ -25,7 +27,21 @@ from urllib.parse import urlsplit
 
 import attrs
 import trio
-import trio_websocket
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ._errors import CloseInfo, ConnectionLost, LiveError, SessionRejected
 from ._protocol.close import ABNORMAL, classify_close, rejected_upgrade
@@ -68,53 +84,177 @@ class ConnectRequest:
 
 
 class Link:
-    """One open WebSocket connection: send text frames, receive frames, close with a code."""
+    """One open WebSocket connection: send text frames, receive frames, close with a code.
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, request: ConnectRequest) -> None:
-        self._ws = ws
+    Pull-based: the task that calls :meth:`receive` reads the socket and runs the framing
+    (wsproto) itself, so a frame reaches the conversation's reader with no reader task and no
+    channel in between (each costs a pass through trio's scheduler per message). Control frames
+    are handled inside :meth:`receive`: a ping is answered with a pong, a peer's close with the
+    closing handshake. One task receives at a time; any task may send.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, request: ConnectRequest) -> None:
+        assert ws.connection is not None
+        self._stream = stream
+        self._ws = ws.connection  # the framing layer, past the handshake
         self._request = request
+        self._events: Iterator[Event] = self._ws.events()  # frames that came with the upgrade
+        self._parts: list[str | bytes | bytearray] = []
+        self._size = 0
+        self._send_lock = trio.Lock()
+        self._receiving = False
+        self._buffered = 0  # messages returned since the last socket read
         self.close_info: CloseInfo | None = None
 
     def __repr__(self) -> str:
         return f"<Link {self._request.url} {'closed' if self.close_info else 'open'}>"
 
-    def _translate(self, exc: trio_websocket.ConnectionClosed) -> ConnectionLost | SessionRejected:
-        reason = exc.reason
-        code = reason.code if reason is not None else ABNORMAL
-        text = (reason.reason or "") if reason is not None else ""
-        # Verbatim, except that a peer echoing our credential never gets it into an error.
-        text = _redact(text, _secrets_of(self._request))
-        if self.close_info is None:
-            self.close_info = CloseInfo(code, text)
+    def _closed_error(self) -> ConnectionLost | SessionRejected:
+        assert self.close_info is not None
         return classify_close(self.close_info.code, self.close_info.reason)
 
-    async def send(self, text: str) -> None:
-        """Send one text frame; a closed connection raises its typed error."""
+    def _close_with(self, code: int, reason: str) -> ConnectionLost | SessionRejected:
+        if self.close_info is None:
+            # Verbatim, except that a peer echoing our credential never gets it into an error.
+            self.close_info = CloseInfo(code, _redact(reason, _secrets_of(self._request)))
+        return self._closed_error()
+
+    async def _write(self, data: bytes) -> None:
         try:
-            await self._ws.send_message(text)
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._translate(exc) from None
+            async with self._send_lock:
+                await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.close_info = self.close_info or CloseInfo(ABNORMAL, "")
             raise ConnectionLost(f"connection broke while sending: {type(exc).__name__}") from None
 
+    async def _reply(self, event: Event) -> None:
+        """A pong or the closing handshake's reply: never half-written by a cancellation."""
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(self._request.close_timeout),
+            suppress(LiveError, LocalProtocolError),
+        ):
+            await self._write(self._ws.send(event))
+
+    async def send(self, text: str) -> None:
+        """Send one text frame; a closed connection raises its typed error."""
+        if self.close_info is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        try:
+            data = self._ws.send(Message(data=text))
+        except LocalProtocolError:  # the peer began closing
+            await trio.lowlevel.checkpoint()
+            raise self._close_with(ABNORMAL, "") from None
+        await self._write(data)
+
     async def receive(self) -> str | bytes:
         """The next frame (text or binary); a close raises its typed error."""
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this link")
+        self._receiving = True
         try:
-            return await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._translate(exc) from None
+            return await self._receive()
+        finally:
+            self._receiving = False
+
+    async def _receive(self) -> str | bytes:
+        while True:
+            if self.close_info is not None:
+                await trio.lowlevel.checkpoint()
+                raise self._closed_error()
+            for event in self._events:
+                kind = type(event)
+                if kind is BytesMessage or kind is TextMessage:
+                    message = self._assemble(event)  # type: ignore[arg-type]
+                    if message is None:
+                        continue
+                    # A burst read in one go reaches the reader in one scheduler pass: a buffered
+                    # message yields to other tasks only now and then, but cancellation is
+                    # honoured at every call.
+                    self._buffered += 1
+                    if self._buffered >= _CHECKPOINT_EVERY:
+                        self._buffered = 0
+                        await trio.lowlevel.checkpoint()
+                    else:
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                    return message
+                if kind is Ping:
+                    await self._reply(event.response())  # type: ignore[attr-defined]
+                elif kind is CloseConnection:
+                    code = event.code  # type: ignore[attr-defined]
+                    reason = event.reason or ""  # type: ignore[attr-defined]
+                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                        await self._reply(event.response())  # type: ignore[attr-defined]
+                    raise self._close_with(code, reason)
+            try:
+                data = await self._stream.receive_some(_RECEIVE_BUFFER)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                data = b""
+            if not data:
+                raise self._close_with(ABNORMAL, "")
+            self._buffered = 0
+            self._ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
+            self._events = self._ws.events()
+
+    def _assemble(self, event: BytesMessage | TextMessage) -> str | bytes | None:
+        """The whole message once its last frame arrived, else None (1009 if too big)."""
+        data = event.data
+        size = self._size + len(data)
+        if size > self._request.max_message_size:
+            self._parts, self._size = [], 0
+            reason = f"Exceeded maximum message size: {self._request.max_message_size} bytes"
+            self.close_info = CloseInfo(1009, reason)
+            # The close frame goes out on the way out (aclose sends close_info's code).
+            return _raise(self._closed_error())
+        if event.message_finished and not self._parts:
+            if isinstance(data, bytearray):
+                return bytes(data)
+            return data
+        self._parts.append(data)
+        self._size = size
+        if not event.message_finished:
+            return None
+        parts, self._parts, self._size = self._parts, [], 0
+        if type(event) is TextMessage:
+            return "".join(parts)  # type: ignore[arg-type]
+        return b"".join(parts)  # type: ignore[arg-type]
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code``, even from a cancelled scope, within the close timeout."""
         if self.close_info is None:
             self.close_info = CloseInfo(code, reason)
+        code, reason = self.close_info.code, self.close_info.reason
         with (
             trio.CancelScope(shield=True),
             trio.move_on_after(self._request.close_timeout),
-            suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError),
+            suppress(LocalProtocolError, LiveError),
         ):
-            await self._ws.aclose(code, reason or None)
+            if self._ws.state is ConnectionState.OPEN:
+                await self._write(self._ws.send(CloseConnection(code, reason or None)))
+                if not self._receiving:
+                    await self._await_close_reply()
+        await trio.aclose_forcefully(self._stream)
+
+    async def _await_close_reply(self) -> None:
+        """Read (and drop) whatever comes until the peer's close frame or EOF."""
+        while self._ws.state is ConnectionState.LOCAL_CLOSING:
+            for _ in self._events:
+                pass  # a CloseConnection moves the state to CLOSED
+            if self._ws.state is not ConnectionState.LOCAL_CLOSING:
+                return
+            try:
+                data = await self._stream.receive_some(_RECEIVE_BUFFER)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+            if not data:
+                return
+            self._ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
+            self._events = self._ws.events()
+
+
+def _raise(error: BaseException) -> NoReturn:
+    raise error
 
 
 class Transport(Protocol):
@@ -125,9 +265,11 @@ class Transport(Protocol):
 
 StreamOpener = Callable[[ConnectRequest], Awaitable[trio.abc.Stream]]
 
-#: trio-websocket reads 4 KiB at a time by default; one 100 ms chunk of 24 kHz audio is ~6.5 KiB
-#: of JSON, so a larger read halves the reader's wake-ups on the hot path.
+#: Bytes read per socket read: a burst of frames (one 100 ms chunk of 24 kHz audio is ~6.5 KiB
+#: of JSON) is taken in one go.
 _RECEIVE_BUFFER = 64 * 1024
+#: A receive that finds its message already buffered checkpoints once in this many.
+_CHECKPOINT_EVERY = 16
 _REDACTED = "<redacted>"
 
 
@@ -151,8 +293,8 @@ def _redact(text: str, secrets: tuple[str, ...]) -> str:
 
 
 class _SecretFilter(logging.Filter):
-    """Redacts the credentials of open connections from trio-websocket's own log records
-    (it logs close reasons, which a peer may fill with anything)."""
+    """Redacts the credentials of open connections from trio-websocket's log records (a server
+    in the same process, such as the fake one, logs close reasons, which may echo anything)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -184,125 +326,63 @@ _SECRET_FILTER = _SecretFilter()
 logging.getLogger("trio-websocket").addFilter(_SECRET_FILTER)
 
 
-class _WatchedStream(trio.abc.Stream):
-    """Forwards to ``stream`` and reports its end while the WebSocket handshake is pending.
-
-    trio-websocket waits for the upgrade response forever if the peer hangs up first (or TLS
-    fails) without answering; this lets :func:`_handshake` notice at once instead of at the
-    connect timeout.
-    """
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self.on_end: Callable[[], object] | None = None
-        self.error: BaseException | None = None
-        self.ended = False
-
-    def _end(self, error: BaseException | None) -> None:
-        if self.on_end is not None and not self.ended:
-            self.ended, self.error = True, error
-            self.on_end()
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._end(exc)
-            raise
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.stream.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        try:
-            data = await self.stream.receive_some(max_bytes)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self._end(exc)
-            raise
-        if not data:
-            self._end(None)
-        return data
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-class _ReaderStarter:
-    """What trio-websocket gets as its "nursery": starts the reader task inside a shielded scope.
-
-    The reader must outlive a cancellation of the code using the link, or the closing handshake
-    that :meth:`Link.aclose` does on the way out could never read the peer's reply and would
-    always wait for the whole close timeout. The scope is cancelled explicitly once the link
-    is closed.
-    """
-
-    def __init__(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-        self.scope = trio.CancelScope(shield=True)
-
-    def start_soon(
-        self, fn: Callable[[], Awaitable[object]], *args: object, name: object = None
-    ) -> None:
-        async def shielded() -> None:
-            with self.scope:
-                await fn(*args)
-
-        self._nursery.start_soon(shielded, name=name or fn)
-
-
 @asynccontextmanager
 async def _open_link(request: ConnectRequest, open_stream: StreamOpener) -> AsyncIterator[Link]:
     """Open a stream, do the WebSocket handshake, yield a Link; close it on the way out.
 
-    Errors come out as the :mod:`liveactors` exception they mean, never wrapped in an
-    exception group: the reader task's nursery is an implementation detail.
+    No task is started, so errors come out as they are: the caller's own, or the
+    :mod:`liveactors` exception a failure to connect means.
     """
     secrets = _secrets_of(request)
     with _SECRET_FILTER.watching(secrets):
+        stream, ws = await _handshake(request, open_stream, secrets)
+        link = Link(stream, ws, request)
+        log.debug("connected to %s", request.url)
         try:
-            async with trio.open_nursery() as nursery:
-                readers = _ReaderStarter(nursery)
-                try:
-                    ws = await _handshake(readers, request, open_stream, secrets)
-                    link = Link(ws, request)
-                    log.debug("connected to %s", request.url)
-                    try:
-                        yield link
-                    finally:
-                        await link.aclose(*_code_for_exit(link))
-                finally:
-                    readers.scope.cancel()
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            _reraise(_collapse(group, request, secrets))
+            yield link
+        finally:
+            await link.aclose(*_code_for_exit(link))
 
 
 async def _handshake(
-    nursery: _ReaderStarter,
-    request: ConnectRequest,
-    open_stream: StreamOpener,
-    secrets: tuple[str, ...],
-) -> trio_websocket.WebSocketConnection:
+    request: ConnectRequest, open_stream: StreamOpener, secrets: tuple[str, ...]
+) -> tuple[trio.abc.Stream, WSConnection]:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
     stream: trio.abc.Stream | None = None
-    watched: _WatchedStream | None = None
     try:
         with trio.fail_after(request.connect_timeout):
             stream = await open_stream(request)
-            watched = _WatchedStream(stream)
-            with trio.CancelScope() as waiting:
-                watched.on_end = waiting.cancel
-                return await trio_websocket.wrap_client_stream(
-                    nursery,  # type: ignore[arg-type]  # it only calls start_soon
-                    watched,  # type: ignore[arg-type]  # any trio Stream works
-                    request.host,
-                    request.resource,
-                    extra_headers=headers,
-                    max_message_size=request.max_message_size,
-                    receive_buffer_size=_RECEIVE_BUFFER,
-                )
-            # The peer hung up (or TLS failed) before answering the upgrade.
-            raise _ended_early(watched.error, request, secrets)
+            ws = WSConnection(ConnectionType.CLIENT)
+            upgrade = Request(host=request.host, target=request.resource, extra_headers=headers)
+            await stream.send_all(ws.send(upgrade))
+            status, body = 0, bytearray()
+            while True:
+                try:
+                    data = await stream.receive_some(_RECEIVE_BUFFER)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise _ended_early(exc, request, secrets) from None
+                if not data:
+                    # The peer hung up (or TLS failed) before answering the upgrade.
+                    raise _ended_early(None, request, secrets)
+                try:
+                    ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
+                    for event in ws.handshake.events():
+                        if type(event) is AcceptConnection:
+                            return stream, ws
+                        if type(event) is RejectConnection:
+                            status = event.status_code
+                            if not event.has_body:
+                                raise rejected_upgrade(status, "")
+                        elif type(event) is RejectData:
+                            body += event.data
+                            if event.body_finished:
+                                text = _redact(bytes(body).decode("utf-8", "replace"), secrets)
+                                raise rejected_upgrade(status, text)
+                except RemoteProtocolError as exc:
+                    raise ConnectionLost(
+                        f"WebSocket handshake with {request.url} failed: "
+                        f"{_redact(str(exc), secrets)[:200]}"
+                    ) from None
     except BaseException as exc:
         if stream is not None:
             await trio.aclose_forcefully(stream)
@@ -314,9 +394,6 @@ async def _handshake(
         if error is None:
             raise
         raise error from None
-    finally:
-        if watched is not None:
-            watched.on_end = None
 
 
 def _ended_early(
@@ -355,71 +432,12 @@ def _translate_setup_error(
         return exc
     if not isinstance(exc, Exception):
         return None  # Cancelled, KeyboardInterrupt...: never turned into an error
-    error = _translate_ws_error(exc, request, secrets)
-    if error is not None:
-        return error
     tls = _ssl_error_in(exc)
     if tls is not None:
         return _tls_failed(tls, request, secrets)
     if isinstance(exc, OSError | trio.BrokenResourceError):
         return ConnectionLost(f"cannot connect to {request.url}: {_os_error(exc, secrets)}")
     return None
-
-
-def _translate_ws_error(
-    exc: BaseException, request: ConnectRequest, secrets: tuple[str, ...]
-) -> LiveError | None:
-    """The :mod:`liveactors` error for a trio-websocket exception, else None."""
-    if isinstance(exc, trio_websocket.ConnectionRejected):
-        body = _redact((exc.body or b"").decode("utf-8", "replace"), secrets)
-        return rejected_upgrade(exc.status_code, body)
-    if isinstance(exc, trio_websocket.ConnectionClosed):
-        code, reason = _close_of(exc)
-        return classify_close(code, _redact(reason, secrets))
-    if isinstance(exc, trio_websocket.HandshakeError):
-        return ConnectionLost(
-            f"WebSocket handshake with {request.url} failed: {_redact(str(exc), secrets)[:200]}"
-        )
-    return None
-
-
-def _collapse(
-    group: BaseExceptionGroup[BaseException], request: ConnectRequest, secrets: tuple[str, ...]
-) -> BaseException:
-    """The one exception a nursery's group stands for: the reader task's error (translated)
-    or the caller's own; Cancelled only if there is nothing else."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(reversed(item.exceptions))
-        else:
-            # Only the reader task's errors are ours to translate; the caller's pass as they are.
-            leaves.append(_translate_ws_error(item, request, secrets) or item)
-    real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
-    if len(real) == 1 or (real and all(isinstance(e, LiveError) for e in real)):
-        return real[0]
-    if not real and leaves:
-        return leaves[0]
-    return group
-
-
-def _reraise(exc: BaseException) -> NoReturn:
-    """Raise ``exc`` without making the group it came from its ``__context__``."""
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context
-
-
-def _close_of(exc: trio_websocket.ConnectionClosed) -> tuple[int, str]:
-    reason = exc.reason
-    if reason is None:
-        return ABNORMAL, ""
-    return reason.code, reason.reason or ""
 
 
 def _code_for_exit(link: Link) -> tuple[int, str]:

@@ -74,6 +74,10 @@ async def test_resumable_false_at_the_moment_of_a_drop(autojump_clock: object) -
     # second turn starts: drop right after it.
     async with conversation(chunks=3) as (server, _, conv, recorder):
         replies = await ask_all(conv, QUESTIONS[:1])
+        # Handle after setup, {} as the turn started, handle after it: then arm the drop.
+        await server.log.wait_for(
+            lambda: len(server.log.server_messages(1, kind="sessionResumptionUpdate")) == 3
+        )
         server.faults.drop(connection=1, after="sessionResumptionUpdate")
         replies += await ask_all(conv, QUESTIONS[1:])
 

@@ -214,7 +214,8 @@ class EventTracker:
             if not isinstance(text, str):
                 raise ProtocolError("part.text must be a string")
             self.turn_text.append(text)
-            out.append(self.emit(ev.TextDelta, text=text))
+            self.seq += 1  # positional: the hottest events skip emit()'s keyword packing
+            out.append(ev.TextDelta(self.conversation, self.seq, self.turn, text))
             return
         blob = part.get("inlineData")
         if blob is not None and isinstance(blob, Mapping) and not part.get("thought"):
@@ -223,7 +224,10 @@ class EventTracker:
                 data = blob.get("data", "")
                 if not isinstance(data, str):
                     raise ProtocolError("inlineData.data must be a base64 string")
-                out.append(self.emit(ev.AudioChunk, data=b64decode(data), mime_type=mime))
+                self.seq += 1
+                out.append(
+                    ev.AudioChunk(self.conversation, self.seq, self.turn, b64decode(data), mime)
+                )
                 return
         out.append(self.emit(ev.ModelPart, part=validate(types.Part, part, "modelTurn part")))
 
