@@ -37,6 +37,9 @@ from ._wire import INTERNAL_REASON, ProtocolViolation, truncate_reason
 
 __all__ = ["ConnectionBase"]
 
+#: How long a drop waits for a frame being written to finish.
+_WRITE_GRACE = 0.2
+
 log = logging.getLogger("liveactors.testing")
 
 
@@ -46,13 +49,12 @@ class ConnectionBase:
     __slots__ = (
         "_auth_error",
         "_binary",
-        "_dropped_mid_write",
         "_early",
         "_nursery",
         "_scope",
         "_send_lock",
         "_wound_up",
-        "_writing",
+        "_write_done",
         "closing",
         "core",
         "faults",
@@ -96,9 +98,9 @@ class ConnectionBase:
         #: Messages read ahead (during the setup latency), to process next.
         self._early: list[str | bytes] = []
         self._wound_up = False
-        #: A frame is being written now / was being written when a fault dropped the line.
-        self._writing = False
-        self._dropped_mid_write = False
+        #: Set while no frame is being written (a drop lets a write under way finish).
+        self._write_done = trio.Event()
+        self._write_done.set()
         self.faults: ConnectionFaults
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -188,9 +190,14 @@ class ConnectionBase:
         """End the connection without a close frame (the client sees 1006)."""
         if self.closing:
             return
-        # A frame being written when the server itself cuts the line was on its way: over TCP
-        # its bytes are already with the kernel and reach the client.
-        self._dropped_mid_write = self._writing
+        if not self._write_done.is_set():
+            # A frame is being written: it is sent or not by the time its write returns, so
+            # let that happen first (within a moment: a client that stopped reading can block
+            # it forever), and a drop never splits "sent" from "the client got it".
+            with trio.move_on_after(_WRITE_GRACE):
+                await self._write_done.wait()
+            if self.closing:
+                return
         self._record_close(1006, "", cause)
         self._wind_up()
         await trio.aclose_forcefully(self.stream)
@@ -209,8 +216,9 @@ class ConnectionBase:
     async def send(self, frame: Frame, on_sent: Callable[[], None] | None = None) -> bool:
         """Send one server message through the fault rules; False if it did not go out.
 
-        ``on_sent`` runs as soon as the frame is out, before any fault that acts *after* it: a
-        turn whose ``turnComplete`` went out is answered even if the line drops right after.
+        A frame is out once its write returned. ``on_sent`` runs then, before any fault that
+        acts *after* it: a turn whose ``turnComplete`` went out is answered even if the line
+        drops right after.
         """
         if self.closing:
             return False
@@ -230,15 +238,13 @@ class ConnectionBase:
                     await self._act(action)
                     if self.closing:
                         return False
-            self._writing = True
-            sent = False
+            self._write_done = trio.Event()
             try:
                 sent = await self._transmit(frame)
             finally:
-                # Also when the drop cancelled the write: the frame was on its way.
-                self._writing = False
-                if on_sent is not None and (sent or self._dropped_mid_write):
-                    on_sent()
+                self._write_done.set()
+            if sent and on_sent is not None:
+                on_sent()
             if sent and faults.active:
                 with trio.CancelScope(shield=True):
                     for action in faults.after_send(frame[0], self.server_count):
