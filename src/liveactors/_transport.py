@@ -22,7 +22,7 @@ import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from typing import NoReturn, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import attrs
@@ -35,7 +35,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Message,
-    Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -43,8 +43,9 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ._errors import CloseInfo, ConnectionLost, LiveError, SessionRejected
+from ._errors import CloseInfo, ConnectionLost, LiveError, ProtocolError, SessionRejected
 from ._protocol.close import ABNORMAL, classify_close, rejected_upgrade
+from ._wsframes import BINARY, CLOSE, PING, TEXT, FrameError, FrameReader
 
 __all__ = [
     "ConnectRequest",
@@ -86,21 +87,27 @@ class ConnectRequest:
 class Link:
     """One open WebSocket connection: send text frames, receive frames, close with a code.
 
-    Pull-based: the task that calls :meth:`receive` reads the socket and runs the framing
-    (wsproto) itself, so a frame reaches the conversation's reader with no reader task and no
-    channel in between (each costs a pass through trio's scheduler per message). Control frames
-    are handled inside :meth:`receive`: a ping is answered with a pong, a peer's close with the
-    closing handshake. One task receives at a time; any task may send.
+    Pull-based: the task that calls :meth:`receive` reads the socket and parses the frames
+    itself (:class:`~liveactors._wsframes.FrameReader`), so a frame reaches the conversation's
+    reader with no reader task and no channel in between (each costs a pass through trio's
+    scheduler per message). wsproto frames what we send (client frames are masked). Control
+    frames are handled inside :meth:`receive`: a ping is answered with a pong, a peer's close
+    with the closing handshake. One task receives at a time; any task may send.
     """
 
     def __init__(self, stream: trio.abc.Stream, ws: WSConnection, request: ConnectRequest) -> None:
         assert ws.connection is not None
         self._stream = stream
-        self._ws = ws.connection  # the framing layer, past the handshake
+        self._ws = ws.connection  # frames what we send, past the handshake
         self._request = request
-        self._events: Iterator[Event] = self._ws.events()  # frames that came with the upgrade
-        self._parts: list[str | bytes | bytearray] = []
-        self._size = 0
+        self._frames = FrameReader(request.max_message_size)
+        # Frames that came with the upgrade response, already parsed by wsproto. (A Live server
+        # speaks only after our setup, which is not sent yet, so this is empty in practice.)
+        self._early: list[str | bytes] = [
+            bytes(e.data) if isinstance(e.data, bytearray) else e.data
+            for e in self._ws.events()
+            if isinstance(e, BytesMessage | TextMessage) and e.message_finished
+        ]
         self._send_lock = trio.Lock()
         self._receiving = False
         self._buffered = 0  # messages returned since the last socket read
@@ -143,7 +150,7 @@ class Link:
             raise self._closed_error()
         try:
             data = self._ws.send(Message(data=text))
-        except LocalProtocolError:  # the peer began closing
+        except LocalProtocolError:  # we began closing
             await trio.lowlevel.checkpoint()
             raise self._close_with(ABNORMAL, "") from None
         await self._write(data)
@@ -159,16 +166,28 @@ class Link:
             self._receiving = False
 
     async def _receive(self) -> str | bytes:
+        frames = self._frames
         while True:
             if self.close_info is not None:
                 await trio.lowlevel.checkpoint()
                 raise self._closed_error()
-            for event in self._events:
-                kind = type(event)
-                if kind is BytesMessage or kind is TextMessage:
-                    message = self._assemble(event)  # type: ignore[arg-type]
-                    if message is None:
-                        continue
+            if self._early:
+                await trio.lowlevel.checkpoint()
+                return self._early.pop(0)
+            try:
+                frame = frames.next()
+            except FrameError as exc:
+                # Answer with the code RFC 6455 gives (sent on the way out). A message too big
+                # for max_message_size is a lost connection, as with any 1009; broken framing
+                # is the server's protocol error.
+                self.close_info = CloseInfo(exc.code, exc.reason)
+                await trio.lowlevel.checkpoint()
+                if exc.code == _TOO_BIG:
+                    raise self._closed_error() from None
+                raise ProtocolError(f"bad WebSocket frame from the server: {exc.reason}") from None
+            if frame is not None:
+                opcode, payload = frame
+                if opcode in (TEXT, BINARY):
                     # A burst read in one go reaches the reader in one scheduler pass: a buffered
                     # message yields to other tasks only now and then, but cancellation is
                     # honoured at every call.
@@ -178,15 +197,15 @@ class Link:
                         await trio.lowlevel.checkpoint()
                     else:
                         await trio.lowlevel.checkpoint_if_cancelled()
-                    return message
-                if kind is Ping:
-                    await self._reply(event.response())  # type: ignore[attr-defined]
-                elif kind is CloseConnection:
-                    code = event.code  # type: ignore[attr-defined]
-                    reason = event.reason or ""  # type: ignore[attr-defined]
-                    if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                        await self._reply(event.response())  # type: ignore[attr-defined]
+                    return payload
+                if opcode == PING:
+                    await self._reply(Pong(payload=_as_bytes(payload)))
+                elif opcode == CLOSE:
+                    code, reason = _close_payload(payload)
+                    if self._ws.state is ConnectionState.OPEN:
+                        await self._reply(CloseConnection(code if code != _NO_STATUS else 1000))
                     raise self._close_with(code, reason)
+                continue  # a pong: nothing to do
             try:
                 data = await self._stream.receive_some(_RECEIVE_BUFFER)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -194,31 +213,7 @@ class Link:
             if not data:
                 raise self._close_with(ABNORMAL, "")
             self._buffered = 0
-            self._ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
-            self._events = self._ws.events()
-
-    def _assemble(self, event: BytesMessage | TextMessage) -> str | bytes | None:
-        """The whole message once its last frame arrived, else None (1009 if too big)."""
-        data = event.data
-        size = self._size + len(data)
-        if size > self._request.max_message_size:
-            self._parts, self._size = [], 0
-            reason = f"Exceeded maximum message size: {self._request.max_message_size} bytes"
-            self.close_info = CloseInfo(1009, reason)
-            # The close frame goes out on the way out (aclose sends close_info's code).
-            return _raise(self._closed_error())
-        if event.message_finished and not self._parts:
-            if isinstance(data, bytearray):
-                return bytes(data)
-            return data
-        self._parts.append(data)
-        self._size = size
-        if not event.message_finished:
-            return None
-        parts, self._parts, self._size = self._parts, [], 0
-        if type(event) is TextMessage:
-            return "".join(parts)  # type: ignore[arg-type]
-        return b"".join(parts)  # type: ignore[arg-type]
+            frames.feed(data)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code``, even from a cancelled scope, within the close timeout."""
@@ -238,23 +233,41 @@ class Link:
 
     async def _await_close_reply(self) -> None:
         """Read (and drop) whatever comes until the peer's close frame or EOF."""
-        while self._ws.state is ConnectionState.LOCAL_CLOSING:
-            for _ in self._events:
-                pass  # a CloseConnection moves the state to CLOSED
-            if self._ws.state is not ConnectionState.LOCAL_CLOSING:
+        frames = self._frames
+        while True:
+            try:
+                frame = frames.next()
+            except FrameError:
                 return
+            if frame is not None:
+                if frame[0] == CLOSE:
+                    return
+                continue
             try:
                 data = await self._stream.receive_some(_RECEIVE_BUFFER)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 return
             if not data:
                 return
-            self._ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
-            self._events = self._ws.events()
+            frames.feed(data)
 
 
-def _raise(error: BaseException) -> NoReturn:
-    raise error
+#: RFC 6455: a close frame without a status code; a message too big to process.
+_NO_STATUS = 1005
+_TOO_BIG = 1009
+
+
+def _as_bytes(payload: str | bytes) -> bytes:
+    """A control frame's payload (the reader returns those as bytes)."""
+    return payload.encode() if isinstance(payload, str) else payload
+
+
+def _close_payload(payload: str | bytes) -> tuple[int, str]:
+    """The code and reason of a close frame's payload."""
+    data = _as_bytes(payload)
+    if len(data) < 2:
+        return _NO_STATUS, ""
+    return int.from_bytes(data[:2], "big"), data[2:].decode("utf-8", "replace")
 
 
 class Transport(Protocol):
