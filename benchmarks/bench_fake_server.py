@@ -10,8 +10,10 @@ CPU seconds, RSS, messages sent and open connections. This process plays the cli
 * idle — ``--connections`` bare TCP clients do the WebSocket handshake and ``setup`` and then
   stay silent; the figures are the server's RSS and its CPU while they idle.
 
-Run it alone (``python benchmarks/bench_fake_server.py [--quick]``) or call ``main(argv)``, which
-returns the figures as a dict. Nothing here asserts a time: it prints numbers.
+Run it alone (``python benchmarks/bench_fake_server.py [--quick] [--json]``) or call
+``main(argv)``, which returns the figures as a dict; they are also written to
+``benchmarks/results/fake_server[.quick].json`` (``--no-save``: not). Nothing here asserts a
+time: it prints numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -277,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=10_000, help="idle connections")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to watch them idle")
     parser.add_argument("--no-record", action="store_true", help="log no messages on the server")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--no-save", action="store_true", help="write no results file")
+    parser.add_argument("--results-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -295,6 +301,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.connections + 100 > limit:
         args.connections = max(limit - 100, 0)
     results = trio.run(_bench, args)
+    if not args.no_save:
+        import _bench_common
+
+        _bench_common.save("fake_server", results, quick=args.quick, results_dir=args.results_dir)
+    if args.json:
+        print(json.dumps(results))
+        return results
     for run in results["throughput"]:
         print(
             f"{run['modality']:5} {run['server_messages']:>8,} server messages, "

@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "Chat in the terminal (the real service if GEMINI_API_KEY is set, else the fake).",
     ),
     "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
+    "bench": ("liveactors._cli_bench", "Run the benchmarks (from a source checkout)."),
 }
 
 
