@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import copy
 import enum
-import inspect
-import json
 import logging
 import math
 import random
@@ -60,12 +58,14 @@ from ._protocol import encode
 from ._protocol.connection import LiveConnection
 from ._protocol.events import EventTracker, TurnPhase
 from ._protocol.ledger import HandleMode, InputLedger
-from ._protocol.setup import ConfigLike, coerce_config, encode_setup
+from ._protocol.setup import ConfigLike, encode_setup
 from ._reply import ReplyBuilder
 from ._restart import RestartBudget, RestartPolicy
+from ._session_config import live_config, manual_vad
+from ._tools import ToolRunner, non_blocking_functions
 from ._transport import Link
 
-__all__ = ["ConnectGate", "Supervisor", "live_config"]
+__all__ = ["ConnectGate", "Supervisor"]
 
 log = logging.getLogger("liveactors.supervisor")
 
@@ -110,59 +110,6 @@ class _Stop:
 _Command = _Send | _ToolResult | _Stop
 
 
-def live_config(config: ConfigLike) -> tuple[types.LiveConnectConfig, str | None]:
-    """The config a supervised conversation connects with, and the handle it starts from.
-
-    Session resumption is always on (the supervisor needs handles); sliding-window context
-    compression is on unless the config sets ``context_window_compression`` itself, so sessions
-    are not capped at 15 (audio) or 2 (video) minutes. An empty
-    ``ContextWindowCompressionConfig()`` opts out: no compression is requested at all.
-    """
-    cfg = coerce_config(config)
-    update: dict[str, Any] = {}
-    handle = None
-    if cfg.session_resumption is None:
-        update["session_resumption"] = types.SessionResumptionConfig()
-    elif cfg.session_resumption.handle:
-        handle = cfg.session_resumption.handle
-        update["session_resumption"] = cfg.session_resumption.model_copy(update={"handle": None})
-    compression = cfg.context_window_compression
-    if compression is None:
-        update["context_window_compression"] = types.ContextWindowCompressionConfig(
-            sliding_window=types.SlidingWindow()
-        )
-    elif not compression.model_dump(exclude_none=True):
-        update["context_window_compression"] = None  # the explicit opt-out
-    return (cfg.model_copy(update=update) if update else cfg), handle
-
-
-def _non_blocking(config: types.LiveConnectConfig) -> frozenset[str]:
-    names = set()
-    for tool in config.tools or ():
-        for declaration in getattr(tool, "function_declarations", None) or ():
-            behavior = getattr(declaration.behavior, "value", declaration.behavior)
-            if behavior == "NON_BLOCKING" and declaration.name:
-                names.add(declaration.name)
-    return frozenset(names)
-
-
-def _manual_vad(config: types.LiveConnectConfig) -> bool:
-    rtc = config.realtime_input_config
-    aad = rtc.automatic_activity_detection if rtc is not None else None
-    return bool(aad is not None and aad.disabled)
-
-
-@attrs.define(eq=False)
-class _ToolRun:
-    """One execution of a function, possibly answering several call ids (a call re-issued
-    after a reconnect is answered by the run already under way)."""
-
-    call: types.FunctionCall
-    ids: list[str]
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    response: types.FunctionResponse | None = None
-
-
 class Supervisor:
     """Runs one conversation (see the module docstring)."""
 
@@ -192,11 +139,12 @@ class Supervisor:
         self._gate = gate
         self._on_handle = on_handle
         self._rng = rng
-        self.tracker = EventTracker(name, non_blocking=_non_blocking(self.config))
+        non_blocking = non_blocking_functions(self.config)
+        self.tracker = EventTracker(name, non_blocking=non_blocking)
         self.tracker.handle = initial_handle or handle
         self.ledger = InputLedger()
         self.mailbox: Mailbox[_Command] = Mailbox(mailbox_size)
-        self.manual_vad = _manual_vad(self.config)
+        self.manual_vad = manual_vad(self.config)
         history = self.config.history_config
         #: The config seeds history with clientContent before the conversation starts.
         self._initial_history = bool(history and history.initial_history_in_client_content)
@@ -208,7 +156,7 @@ class Supervisor:
         self.finished = False
         self._finished = trio.Event()
         self._started = False
-        self._answers_tools = type(actor).answers_tool_calls()
+        self._tools = ToolRunner(name, actor, non_blocking, self._tool_answered)
         self._on_event = type(actor).on_event is not Conversation.on_event
         self._on_turn = type(actor).on_turn_complete is not Conversation.on_turn_complete
         self._nursery: trio.Nursery | None = None
@@ -226,8 +174,6 @@ class Supervisor:
         self._delivery: trio.CancelScope | None = None
         self._conn_error: LiveError | None = None
         self._replies: dict[int, ReplyBuilder] = {}
-        self._runs: dict[str, _ToolRun] = {}
-        self._runs_by_key: dict[str, _ToolRun] = {}
         self._handle_time: float | None = None
         self.connections = 0
         self.reconnects = 0
@@ -674,10 +620,11 @@ class Supervisor:
         elif kind is ev.ToolCall:
             ledger.model_output()
             self._feed(event)
-            self._start_tools(event)  # type: ignore[arg-type]
+            if self._nursery is not None:
+                self._tools.start(self._nursery, event.calls)  # type: ignore[attr-defined]
             return
         elif kind is ev.ToolCallCancelled:
-            self._cancel_tools(event.ids)  # type: ignore[attr-defined]
+            self._tools.cancel(event.ids)  # type: ignore[attr-defined]
         elif kind is ev.Usage:
             self.tokens += event.metadata.total_token_count or 0  # type: ignore[attr-defined]
         elif kind is ev.TurnComplete:
@@ -688,7 +635,7 @@ class Supervisor:
                 if builder is not None:
                     builder.complete(event.turn)
             self._budget.progress()
-            self._runs_by_key.clear()
+            self._tools.turn_done()
             return
         elif kind is ev.ResumptionUpdate:
             self._resumption(event)  # type: ignore[arg-type]
@@ -697,6 +644,9 @@ class Supervisor:
             self._begin_handoff(event.time_left)  # type: ignore[attr-defined]
             return
         self._feed(event)
+
+    def _tool_answered(self, responses: tuple[types.FunctionResponse, ...]) -> None:
+        self.mailbox.put_urgent(_ToolResult(responses))
 
     def _feed(self, event: ev.Event) -> None:
         if not self._replies:
@@ -734,81 +684,6 @@ class Supervisor:
         self._switch_by = min(self._switch_by, now + max(0.0, time_left - margin))
         self._deadline = min(self._deadline, now + time_left + _GOAWAY_SLACK)
         self.mailbox.poke()
-
-    # -- tools --------------------------------------------------------------------------------
-
-    def _start_tools(self, event: ev.ToolCall) -> None:
-        if not self._answers_tools or self._nursery is None:
-            return
-        for call in event.calls:
-            if not call.id:
-                continue
-            key = f"{call.name}\0{json.dumps(call.args or {}, sort_keys=True, default=str)}"
-            run = self._runs_by_key.get(key)
-            if run is not None:
-                # The same call again after a reconnect: answer it from the run under way.
-                run.ids.append(call.id)
-                self._runs[call.id] = run
-                if run.response is not None:
-                    self._answer(run, [call.id])
-                continue
-            run = _ToolRun(call, [call.id])
-            self._runs[call.id] = run
-            self._runs_by_key[key] = run
-            self._nursery.start_soon(self._run_tool, run)
-
-    def _cancel_tools(self, ids: tuple[str, ...]) -> None:
-        for call_id in ids:
-            run = self._runs.pop(call_id, None)
-            if run is None:
-                continue
-            if call_id in run.ids:
-                run.ids.remove(call_id)
-            if not run.ids:
-                run.scope.cancel()
-                for key, value in list(self._runs_by_key.items()):
-                    if value is run:
-                        del self._runs_by_key[key]
-
-    async def _run_tool(self, run: _ToolRun) -> None:
-        call = run.call
-        with run.scope:
-            try:
-                handler = self.actor.on_tool_call
-                if inspect.iscoroutinefunction(handler):
-                    result = await handler(call)
-                else:
-                    result = await trio.to_thread.run_sync(handler, call, abandon_on_cancel=True)
-            except Exception as exc:  # the user's function failed: the model hears why
-                log.info("%s: tool %s raised %s", self.name, call.name, type(exc).__name__)
-                result = {"error": f"{type(exc).__name__}: {exc}"}
-        if run.scope.cancelled_caught:
-            return
-        run.response = self._response_for(call, result)
-        self._answer(run, list(run.ids))
-
-    def _answer(self, run: _ToolRun, ids: list[str]) -> None:
-        assert run.response is not None
-        responses = tuple(run.response.model_copy(update={"id": i}) for i in ids)
-        for call_id in ids:
-            self._runs.pop(call_id, None)
-        self.mailbox.put_urgent(_ToolResult(responses))
-
-    def _response_for(self, call: types.FunctionCall, result: Any) -> types.FunctionResponse:
-        if isinstance(result, types.FunctionResponse):
-            response = result.model_copy(update={"id": call.id, "name": result.name or call.name})
-        else:
-            if isinstance(result, dict) and ({"output", "error"} & result.keys()):
-                body = result
-            else:
-                body = {"output": result}
-            response = types.FunctionResponse(id=call.id, name=call.name, response=body)
-        if call.name in self.tracker.non_blocking and response.scheduling is None:
-            scheduling = self.actor.scheduling.get(call.name or "", "WHEN_IDLE")
-            response = response.model_copy(
-                update={"scheduling": types.FunctionResponseScheduling(scheduling)}
-            )
-        return response
 
     # -- the end ------------------------------------------------------------------------------
 
