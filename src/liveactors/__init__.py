@@ -5,6 +5,8 @@ service's connection limits, GoAway notices and dropped sockets, and publishes t
 (:mod:`liveactors.events`) to any number of subscribers.
 """
 
+from importlib.metadata import version as _version
+
 from . import events
 from ._actor import Actor
 from ._backend import DEFAULT_MODEL, TEXT_MODEL, GeminiBackend
@@ -32,6 +34,8 @@ from ._orchestrator import Orchestrator, OrchestratorStatistics, open_orchestrat
 from ._reply import Reply
 from ._restart import RestartPolicy
 from ._transport import ConnectRequest, Link, MemoryTransport, Transport, WebSocketTransport
+
+__version__ = _version("liveactors")
 
 __all__ = [
     "DEFAULT_MODEL",
