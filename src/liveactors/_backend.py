@@ -34,7 +34,10 @@ class GeminiBackend:
     """The Gemini Developer API's Live endpoint (or anything speaking it, like the fake server).
 
     ``transport`` replaces how connections are opened; tests pass the in-memory transport of
-    :func:`liveactors.testing.open_fake_server`.
+    :func:`liveactors.testing.open_fake_server`. ``keepalive``: after that many idle seconds a
+    connection is pinged, and one that answers nothing within ``keepalive_timeout`` is treated
+    as lost (the service's pongs have been seen to take 8 to 30 s, so keep that above 60);
+    ``keepalive=None`` turns pinging off.
     """
 
     __slots__ = (
@@ -42,6 +45,8 @@ class GeminiBackend:
         "api_version",
         "base_url",
         "connect_timeout",
+        "keepalive",
+        "keepalive_timeout",
         "model",
         "setup_timeout",
         "ssl_context",
@@ -59,6 +64,8 @@ class GeminiBackend:
         transport: Transport | None = None,
         connect_timeout: float = 10.0,
         setup_timeout: float = 10.0,
+        keepalive: float | None = 30.0,
+        keepalive_timeout: float = 90.0,
     ) -> None:
         key = api_key or os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY")
         if not key:
@@ -82,6 +89,13 @@ class GeminiBackend:
         self.transport: Transport = transport or WebSocketTransport()
         self.connect_timeout = connect_timeout
         self.setup_timeout = setup_timeout
+        for what, value in (("keepalive", keepalive), ("keepalive_timeout", keepalive_timeout)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                raise InvalidCommand(f"{what} must be a positive number of seconds, not {value!r}")
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
 
     def __repr__(self) -> str:
         kind = "ephemeral token" if self.ephemeral else "API key"

@@ -431,6 +431,8 @@ class Supervisor:
         outcome = _Outcome.HANDOFF
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._reader, link, conn, nursery.cancel_scope)
+            if self.backend.keepalive is not None:
+                nursery.start_soon(self._keepalive, link, nursery.cancel_scope)
             try:
                 outcome = await self._writer(link, conn)
             except LiveError as exc:
@@ -572,6 +574,30 @@ class Supervisor:
                         raise
                 if self._holding or self._draining:
                     self.mailbox.poke()
+        except LiveError as exc:
+            if self._conn_error is None:
+                self._conn_error = exc
+            scope.cancel()
+
+    async def _keepalive(self, link: Link, scope: trio.CancelScope) -> None:
+        """Ping a connection that has been quiet, and give it up if nothing answers: a socket
+        that died without a FIN (a NAT or a load balancer forgetting it) is otherwise only
+        noticed when the next goAway fails to come."""
+        interval = self.backend.keepalive
+        assert interval is not None
+        timeout = self.backend.keepalive_timeout
+        try:
+            while True:
+                await trio.sleep_until(link.last_received + interval)
+                if trio.current_time() < link.last_received + interval:
+                    continue  # something arrived meanwhile
+                reads = link.reads
+                await link.ping()
+                await trio.sleep(timeout)
+                if link.reads == reads:
+                    raise ConnectionLost(
+                        f"no answer to a keepalive ping within {timeout:g}s: the connection is dead"
+                    )
         except LiveError as exc:
             if self._conn_error is None:
                 self._conn_error = exc

@@ -35,6 +35,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Message,
+    Ping,
     Pong,
     RejectConnection,
     RejectData,
@@ -112,6 +113,10 @@ class Link:
         self._receiving = False
         self._buffered = 0  # messages returned since the last socket read
         self.close_info: CloseInfo | None = None
+        #: trio time of the last bytes from the peer, and how many reads brought bytes
+        #: (keepalive reads both).
+        self.last_received = trio.current_time()
+        self.reads = 0
 
     def __repr__(self) -> str:
         return f"<Link {self._request.url} {'closed' if self.close_info else 'open'}>"
@@ -151,6 +156,18 @@ class Link:
         try:
             data = self._ws.send(Message(data=text))
         except LocalProtocolError:  # we began closing
+            await trio.lowlevel.checkpoint()
+            raise self._close_with(ABNORMAL, "") from None
+        await self._write(data)
+
+    async def ping(self) -> None:
+        """Send a ping; its pong (or anything else) counts in :attr:`reads`."""
+        if self.close_info is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        try:
+            data = self._ws.send(Ping(payload=b"liveactors"))
+        except LocalProtocolError:
             await trio.lowlevel.checkpoint()
             raise self._close_with(ABNORMAL, "") from None
         await self._write(data)
@@ -213,6 +230,8 @@ class Link:
             if not data:
                 raise self._close_with(ABNORMAL, "")
             self._buffered = 0
+            self.last_received = trio.current_time()
+            self.reads += 1
             frames.feed(data)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
