@@ -53,6 +53,7 @@ from ._errors import (
     ProtocolError,
     SessionRejected,
 )
+from ._keepalive import Keepalive
 from ._mailbox import Mailbox
 from ._protocol import encode
 from ._protocol.connection import LiveConnection
@@ -431,8 +432,6 @@ class Supervisor:
         outcome = _Outcome.HANDOFF
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._reader, link, conn, nursery.cancel_scope)
-            if self.backend.keepalive is not None:
-                nursery.start_soon(self._keepalive, link, nursery.cancel_scope)
             try:
                 outcome = await self._writer(link, conn)
             except LiveError as exc:
@@ -462,6 +461,10 @@ class Supervisor:
 
     async def _writer(self, link: Link, conn: LiveConnection) -> _Outcome:
         mailbox = self.mailbox
+        interval = self.backend.keepalive
+        keepalive = None
+        if interval is not None:
+            keepalive = Keepalive(interval, self.backend.keepalive_timeout)
         while True:
             deadline = min(self._deadline, self._stop_at) if self._draining else self._deadline
             wake = deadline
@@ -480,6 +483,15 @@ class Supervisor:
             if command is None:
                 if self._cover_until is not None:
                     wake = min(wake, self._cover_until)
+                if keepalive is not None:
+                    # Only an idle writer checks: one that is sending needs no ping.
+                    due = keepalive.due(link.last_received, link.reads)
+                    now = trio.current_time()
+                    if now >= due:
+                        keepalive.act(now, link.reads)  # raises if the last ping went unanswered
+                        await link.ping()
+                        continue
+                    wake = min(wake, due)
                 with trio.move_on_at(wake):
                     await mailbox.wait()
                 continue
@@ -574,30 +586,6 @@ class Supervisor:
                         raise
                 if self._holding or self._draining:
                     self.mailbox.poke()
-        except LiveError as exc:
-            if self._conn_error is None:
-                self._conn_error = exc
-            scope.cancel()
-
-    async def _keepalive(self, link: Link, scope: trio.CancelScope) -> None:
-        """Ping a connection that has been quiet, and give it up if nothing answers: a socket
-        that died without a FIN (a NAT or a load balancer forgetting it) is otherwise only
-        noticed when the next goAway fails to come."""
-        interval = self.backend.keepalive
-        assert interval is not None
-        timeout = self.backend.keepalive_timeout
-        try:
-            while True:
-                await trio.sleep_until(link.last_received + interval)
-                if trio.current_time() < link.last_received + interval:
-                    continue  # something arrived meanwhile
-                reads = link.reads
-                await link.ping()
-                await trio.sleep(timeout)
-                if link.reads == reads:
-                    raise ConnectionLost(
-                        f"no answer to a keepalive ping within {timeout:g}s: the connection is dead"
-                    )
         except LiveError as exc:
             if self._conn_error is None:
                 self._conn_error = exc

@@ -78,7 +78,7 @@ async def test_a_quiet_healthy_connection_is_kept(autojump_clock: MockClock) -> 
         backend = server.backend(model=liveactors.TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             conv = await orch.spawn(TEXT, name="c")
-            await trio.sleep(3600)  # an hour of silence: pinged every 30 s, answered each time
+            await trio.sleep(3600)  # an hour of silence: pinged every 90 s, answered each time
             assert (await conv.ask("still there?")).text == "echo #1: still there?"
             stats = conv.statistics()
     assert (stats.connections, stats.reconnects) == (1, 0)
