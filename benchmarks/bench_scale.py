@@ -23,6 +23,12 @@ Then:
   skew. It includes the server writing the frame, loopback TCP, WebSocket and JSON decoding,
   the conversation's reader, the bus and the subscriber's wake-up.
 
+Then the same run again with the garbage collector tuned as ``docs/scaling.md`` advises
+(``gc.freeze()`` once the conversations are up, generation-0 threshold 50,000), side by side:
+with thousands of tasks awake, each young collection walks all of their fresh coroutine frames
+(3 to 5 ms of CPU each, five times a second here), and those pauses are most of the tail.
+``--no-compare-gc`` skips it.
+
 Nothing here asserts a time: it prints numbers.
 """
 
@@ -39,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import _bench_common as common
+
+#: The tuned run's generation-0 threshold (Python's default is 700): with thousands of tasks
+#: awake, every young collection walks all of their fresh coroutine frames.
+TUNED_GC_THRESHOLD = 50_000
 
 #: Pieces per streamed answer: 60 s of audio at 100 ms a piece (a new answer follows at once).
 STREAM_PIECES = 600
@@ -99,6 +109,12 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         spawn_s = time.perf_counter() - started
         gc.collect()
         rss_after = common.rss_kib()
+        # What one full collection costs once they are all up (a pure walk: the one before
+        # freed the spawning's garbage).
+        full_gc = time.perf_counter()
+        gc.collect()
+        full_gc_ms = 1000 * (time.perf_counter() - full_gc)
+        tracked = len(gc.get_objects())
         ready = sum(1 for c in convs if c.state is liveactors.ConversationState.READY)
         common.note(
             f"  {ready:,} conversations ready in {spawn_s:.1f} s; "
@@ -129,6 +145,8 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
             # Everything alive now is long-lived: keep it out of the collector's full passes.
             gc.collect()
             gc.freeze()
+        if args.gc_threshold:
+            gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
         pauses = _GcPauses()
         gc.callbacks.append(pauses)
         cpu = common.cpu_seconds()
@@ -171,6 +189,9 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_percent_while_streaming": round(100 * cpu / args.seconds, 1),
         "gc_while_streaming": pauses.summary(),
         "gc_freeze": args.gc_freeze,
+        "gc_threshold": args.gc_threshold,
+        "full_gc_ms": round(full_gc_ms, 1),
+        "tracked_objects": tracked,
         "shutdown_s": round(shutdown_s, 2),
     }
 
@@ -183,22 +204,26 @@ class _GcPauses:
         self.passes = [0, 0, 0]
         self.longest_ms = [0.0, 0.0, 0.0]
         self.total_ms = [0.0, 0.0, 0.0]
+        self.cpu_ms = [0.0, 0.0, 0.0]
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self.started = time.perf_counter()
+            self.cpu_started = time.thread_time()
             return
         generation = info["generation"]
         took = 1000 * (time.perf_counter() - self.started)
         self.passes[generation] += 1
         self.total_ms[generation] += took
         self.longest_ms[generation] = max(self.longest_ms[generation], took)
+        self.cpu_ms[generation] += 1000 * (time.thread_time() - self.cpu_started)
 
     def summary(self) -> dict[str, list[float]]:
         return {
             "passes": list(self.passes),
             "longest_ms": [round(x, 1) for x in self.longest_ms],
             "total_ms": [round(x, 1) for x in self.total_ms],
+            "cpu_ms": [round(x, 1) for x in self.cpu_ms],
         }
 
 
@@ -232,6 +257,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="gc.freeze() once every conversation is up (keeps them out of full collections)",
     )
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=None,
+        help="the garbage collector's generation-0 threshold while streaming (Python's is 700)",
+    )
+    parser.add_argument(
+        "--no-compare-gc",
+        dest="compare_gc",
+        action="store_false",
+        help="skip the second run with a tuned garbage collector",
+    )
     parser.add_argument("--results-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-save", action="store_true", help="write no results file")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -261,6 +298,51 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result), flush=True)
         os._exit(0)  # the interpreter's own teardown of 10,000 objects is not measured
     started = time.perf_counter()
+    results = _run(args, gc_freeze=args.gc_freeze, gc_threshold=args.gc_threshold)
+    if args.compare_gc and not (args.gc_freeze or args.gc_threshold):
+        # The same run again, side by side, with the collector tuned as docs/scaling.md
+        # advises for a service holding thousands of conversations.
+        tuned = _run(args, gc_freeze=True, gc_threshold=TUNED_GC_THRESHOLD)
+        results["gc_tuned"] = {
+            "gc_freeze": True,
+            "gc_threshold": TUNED_GC_THRESHOLD,
+            **{k: tuned[k] for k in _COMPARED},
+        }
+    results["params"] = {
+        "conversations": args.conversations,
+        "streaming": args.streaming,
+        "seconds": args.seconds,
+        "spawners": args.spawners,
+        "gc_freeze": args.gc_freeze,
+        "gc_threshold": args.gc_threshold,
+        "tls": False,
+    }
+    results["wall_s"] = common.timed(started)
+    if not args.no_save:
+        common.save("scale", results, quick=args.quick, results_dir=args.results_dir)
+    if args.json:
+        keys = ("conversations", "rss_per_conversation_kib", "p99_ms")
+        print(json.dumps({k: results[k] for k in keys}))
+    else:
+        print(report(results))
+    return results
+
+
+#: What the tuned run reports beside the default one.
+_COMPARED = (
+    "rss_per_conversation_kib",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "latency_quantiles_ms",
+    "client_cpu_percent_while_streaming",
+    "gc_while_streaming",
+)
+
+
+def _run(args: argparse.Namespace, *, gc_freeze: bool, gc_threshold: int | None) -> dict[str, Any]:
+    """One client process against fresh fake-server processes."""
     with contextlib.ExitStack() as stack:
         servers = [
             stack.enter_context(common.ServerProcess("--chunks", "1")) for _ in range(args.servers)
@@ -282,8 +364,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             child += ["--max-sessions", str(args.max_sessions)]
         if args.connect_rate:
             child += ["--connect-rate", str(args.connect_rate)]
-        if args.gc_freeze:
+        if gc_freeze:
             child.append("--gc-freeze")
+        if gc_threshold:
+            child += ["--gc-threshold", str(gc_threshold)]
         before = [server.stats() for server in servers]
         results = common.run_child(Path(__file__), child)
         after = [server.stats() for server in servers]
@@ -293,22 +377,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "rss_mib": round(sum(a["rss_kib"] for a in after) / 1024, 1),
         "errors": sum(a["errors"] for a in after),
     }
-    results["params"] = {
-        "conversations": args.conversations,
-        "streaming": args.streaming,
-        "seconds": args.seconds,
-        "spawners": args.spawners,
-        "gc_freeze": args.gc_freeze,
-        "tls": False,
-    }
-    results["wall_s"] = common.timed(started)
-    if not args.no_save:
-        common.save("scale", results, quick=args.quick, results_dir=args.results_dir)
-    if args.json:
-        keys = ("conversations", "rss_per_conversation_kib", "p99_ms")
-        print(json.dumps({k: results[k] for k in keys}))
-    else:
-        print(report(results))
     return results
 
 
@@ -321,6 +389,17 @@ def report(results: dict[str, Any]) -> str:
         f"{results['streaming']} streaming audio: server send -> subscriber "
         f"p50 {results['p50_ms']} ms, p99 {results['p99_ms']} ms (goal <= 50), "
         f"max {results['max_ms']} ms over {results['latency_samples']:,} transcripts"
+        + _tuned_line(results)
+    )
+
+
+def _tuned_line(results: dict[str, Any]) -> str:
+    tuned = results.get("gc_tuned")
+    if not tuned:
+        return ""
+    return (
+        f"\nsame run, gc.freeze() + generation-0 threshold {tuned['gc_threshold']:,}: "
+        f"p50 {tuned['p50_ms']} ms, p99 {tuned['p99_ms']} ms, max {tuned['max_ms']} ms"
     )
 
 

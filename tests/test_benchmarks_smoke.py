@@ -79,6 +79,11 @@ def test_scale(figures: dict[str, Any]) -> None:
     assert s["spawn_rate_per_s"] > 0 and s["rss_per_conversation_kib"] > 0
     assert s["latency_samples"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
     assert s["server"]["errors"] == 0
+    # The same run again, side by side, with the collector tuned.
+    tuned = s["gc_tuned"]
+    assert tuned["gc_freeze"] is True and tuned["gc_threshold"] == 50_000
+    assert 0 < tuned["p50_ms"] <= tuned["p99_ms"] <= tuned["max_ms"]
+    assert len(tuned["latency_quantiles_ms"]) == 201 and tuned["rss_per_conversation_kib"] > 0
 
 
 def test_reconnect_loses_and_repeats_nothing(figures: dict[str, Any]) -> None:
