@@ -63,7 +63,10 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
 
     backends = [
         liveactors.GeminiBackend(
-            api_key=common.API_KEY, model=common.AUDIO_MODEL, base_url=url, setup_timeout=60
+            api_key=common.API_KEY,
+            model=common.AUDIO_MODEL,
+            base_url=url,
+            setup_timeout=60,
         )
         for url in args.url
     ]
@@ -277,6 +280,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--servers", type=int, default=2, help="fake server processes (conversations spread)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="wss:// with a throwaway CA, as with the real service (adds OpenSSL's buffers)",
+    )
+    parser.add_argument("--ca", help=argparse.SUPPRESS)
     parser.add_argument("--url", nargs="+", help=argparse.SUPPRESS)
     return parser
 
@@ -290,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.streaming = max(1, args.conversations // 20)
     if args.child:
         import trio
+
+        if args.ca:
+            # The default context, as users get it, trusting the benchmark's CA.
+            os.environ["SSL_CERT_FILE"] = args.ca
 
         limit = common.raise_fd_limit()
         if args.conversations + 200 > limit:
@@ -315,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "spawners": args.spawners,
         "gc_freeze": args.gc_freeze,
         "gc_threshold": args.gc_threshold,
-        "tls": False,
+        "tls": args.tls,
     }
     results["wall_s"] = common.timed(started)
     if not args.no_save:
@@ -344,10 +357,18 @@ _COMPARED = (
 def _run(args: argparse.Namespace, *, gc_freeze: bool, gc_threshold: int | None) -> dict[str, Any]:
     """One client process against fresh fake-server processes."""
     with contextlib.ExitStack() as stack:
+        server_args = ["--chunks", "1"]
+        tls_args: list[str] = []
+        if args.tls:
+            tls = common.TlsFiles()
+            stack.callback(tls.cleanup)
+            server_args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+            tls_args = ["--ca", str(tls.ca)]
         servers = [
-            stack.enter_context(common.ServerProcess("--chunks", "1")) for _ in range(args.servers)
+            stack.enter_context(common.ServerProcess(*server_args)) for _ in range(args.servers)
         ]
         child = [
+            *tls_args,
             "--child",
             "--url",
             *(server.url for server in servers),

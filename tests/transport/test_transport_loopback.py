@@ -10,6 +10,7 @@ import socket
 import ssl
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import trio
@@ -19,6 +20,7 @@ import trustme
 from liveactors import ConnectionLost, GeminiBackend, LiveError, SessionRejected
 from liveactors._protocol.connection import ConnectionState, LiveConnection
 from liveactors._protocol.setup import encode_setup
+from liveactors._transport import _default_ssl_context
 
 KEY = "AIzaSyD-loopback-SECRET-0123456789"
 TOKEN = "auth_tokens/SECRET-loopback-token-0123"
@@ -112,6 +114,36 @@ async def test_tls_verified_by_default(nursery: trio.Nursery, ca: trustme.CA) ->
             await link.send(conn.send_setup(encode_setup(None, "m")))
             conn.receive(await link.receive())
     assert conn.state is ConnectionState.READY
+
+
+async def test_connections_share_one_default_tls_context(
+    nursery: trio.Nursery, ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each default context loads the system's CA store (about 17 ms and 840 KiB, kept by the
+    # live connection): one per connection would not scale.
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    port = await serve(nursery, setup_handler, server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what the default context trusts
+    _default_ssl_context.cache_clear()
+    try:
+        backend = GeminiBackend(api_key=KEY, base_url=f"wss://127.0.0.1:{port}")
+        contexts = []
+        for _ in range(2):
+            with trio.fail_after(5):
+                async with backend.transport.connect(backend.connect_request()) as link:
+                    conn = LiveConnection()
+                    await link.send(conn.send_setup(encode_setup(None, "m")))
+                    conn.receive(await link.receive())
+                    stream = link._stream
+                    assert isinstance(stream, trio.SSLStream)
+                    contexts.append(stream.context)
+    finally:
+        _default_ssl_context.cache_clear()
+    assert contexts[0] is contexts[1]
+    assert contexts[0].verify_mode is ssl.CERT_REQUIRED and contexts[0].check_hostname
 
 
 # --- no secret anywhere --------------------------------------------------------------------
