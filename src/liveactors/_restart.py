@@ -1,11 +1,13 @@
 """When to reconnect, and when to give up (pure: no trio, no clock of its own).
 
 Every reconnect attempt, a refused resume included, counts toward ``max_restarts`` within
-``within`` seconds, until a connection makes progress (setup completed and then a turn completed
-or a resumable handle arrived), which resets the count and the backoff. So a service that drops
-the line after every turn never kills a conversation that keeps moving, while one that never lets
-a turn finish fails it after ``max_restarts`` tries. A GoAway handoff is planned, not a restart,
-and never counts.
+``within`` seconds, until a connection makes progress (setup completed and then a turn completed,
+or a resumable handle arrived while no question was waiting for its answer), which resets the count
+and the backoff. A handle in the middle of an unanswered question is not progress: a service that
+hands one out and then drops the line before every answer would otherwise reset the count forever.
+So a service that drops the line after every turn never kills a conversation that keeps moving,
+while one that never lets a turn finish fails it after ``max_restarts`` tries. A GoAway handoff is
+planned, not a restart, and never counts.
 """
 
 from __future__ import annotations
