@@ -468,6 +468,19 @@ class Supervisor:
         while True:
             deadline = min(self._deadline, self._stop_at) if self._draining else self._deadline
             wake = deadline
+            if keepalive is not None:
+                # Every pass, not only when idle: a writer kept busy by a steady producer must
+                # notice a peer that stopped answering too (liveness is what is read, not sent).
+                due = keepalive.due(link.last_received, link.reads)
+                now = trio.current_time()
+                if now >= due:
+                    if self._delivery is not None:
+                        keepalive.excuse(now)  # the reader is held by a subscriber, not reading
+                    else:
+                        keepalive.act(now, link.reads)  # raises if a ping went unanswered
+                        await link.ping()
+                    continue
+                wake = min(wake, due)
             if self._holding or self._draining:
                 now = trio.current_time()
                 if self._switch_ready() or now >= deadline:
@@ -483,15 +496,6 @@ class Supervisor:
             if command is None:
                 if self._cover_until is not None:
                     wake = min(wake, self._cover_until)
-                if keepalive is not None:
-                    # Only an idle writer checks: one that is sending needs no ping.
-                    due = keepalive.due(link.last_received, link.reads)
-                    now = trio.current_time()
-                    if now >= due:
-                        keepalive.act(now, link.reads)  # raises if the last ping went unanswered
-                        await link.ping()
-                        continue
-                    wake = min(wake, due)
                 with trio.move_on_at(wake):
                     await mailbox.wait()
                 continue

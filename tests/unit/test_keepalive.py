@@ -30,3 +30,14 @@ def test_anything_arriving_after_a_ping_answers_it() -> None:
     assert keepalive.due(last_received=130.2, reads=6) == pytest.approx(160.2)
     keepalive.act(now=160.2, reads=6)  # a new ping, no error
     assert keepalive.due(last_received=130.2, reads=6) == pytest.approx(250.2)
+
+
+def test_a_held_up_reader_excuses_the_silence() -> None:
+    keepalive = Keepalive(30.0, 90.0)
+    keepalive.act(now=130.0, reads=5)  # a ping nobody could read the answer to
+    keepalive.excuse(now=220.0)
+    # Not given up: the next ping is one interval after the excuse, the old silence forgiven.
+    assert keepalive.due(last_received=100.0, reads=5) == 250.0
+    keepalive.act(now=250.0, reads=5)  # a new ping, no error
+    with pytest.raises(ConnectionLost):
+        keepalive.act(now=340.0, reads=5)
