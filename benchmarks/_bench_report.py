@@ -16,7 +16,7 @@ import _bench_common as common
 
 DOC = common.DOCS / "benchmarks.md"
 IMG = common.DOCS / "img"
-NAMES = ("throughput", "scale", "reconnect", "fanout", "fake_server")
+NAMES = ("throughput", "scale", "scale-tls", "reconnect", "fanout", "fake_server")
 
 COLOURS = {"liveactors": "#2b6cb0", "sdk": "#c05621", "bare": "#718096"}
 LABELS = {
@@ -139,7 +139,7 @@ def _plot_scale(doc: dict[str, Any], path: Path) -> None:
     quantiles = results.get("latency_quantiles_ms", [])
     if quantiles:
         fractions = [q / 200 for q in range(len(quantiles))]
-        right.plot(quantiles, fractions, color=COLOURS["liveactors"], label="Python's GC defaults")
+        right.plot(quantiles, fractions, color=COLOURS["liveactors"], label=_gc_label(results))
         tuned = results.get("gc_tuned", {}).get("latency_quantiles_ms")
         if tuned:
             right.plot(tuned, fractions, color=COLOURS["liveactors"], ls="--", label="GC tuned")
@@ -275,6 +275,19 @@ def _glance(found: dict[str, dict[str, Any]]) -> list[str]:
                 f"{tuned['gc_threshold']:,}): p50 {tuned['p50_ms']} ms, **p99 {tuned['p99_ms']} "
                 f"ms** | p99 ≤ 50 ms | {_met(tuned['p99_ms'] <= 50)} |"
             )
+    if "scale-tls" in found:
+        s = found["scale-tls"]["results"]
+        rows.append(
+            f"| scale over TLS | client RSS per conversation: **{s['rss_per_conversation_kib']} "
+            f"KiB** | ≤ 64 KiB | {_met(s['rss_per_conversation_kib'] <= 64)} |"
+        )
+        for run in (s, s.get("gc_tuned")):
+            if run:
+                rows.append(
+                    f"| scale over TLS | server send → subscriber ({_gc_label(run)}): p50 "
+                    f"{run['p50_ms']} ms, **p99 {run['p99_ms']} ms** | p99 ≤ 50 ms | "
+                    f"{_met(run['p99_ms'] <= 50)} |"
+                )
     if "reconnect" in found:
         r = found["reconnect"]["results"]
         rows.append(
@@ -383,8 +396,13 @@ def _scale_section(doc: dict[str, Any]) -> list[str]:
         "the conversation's reader, the bus and the subscriber's wake-up. The streams start "
         "spread over one 100 ms period (as independent calls would be); started in lockstep, "
         "every 100 ms all of them would arrive in one burst and the last of the burst would "
-        "wait for all the others. Plain `ws://` on loopback (TLS would add OpenSSL's buffers "
-        "per connection to the memory figure).",
+        "wait for all the others. "
+        + (
+            "Over TLS (`wss://`, the default TLS context liveactors shares between connections)."
+            if r["params"].get("tls")
+            else "Plain `ws://` on loopback (TLS adds OpenSSL's state and buffers per "
+            "connection: see the TLS run below)."
+        ),
     ]
 
 
@@ -401,12 +419,24 @@ def _gc_note(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _gc_label(r: dict[str, Any]) -> str:
+    """How the run's collector was set, in a few words."""
+    parts = []
+    if r.get("gc_freeze"):
+        parts.append("gc.freeze()")
+    if r.get("gc_threshold") is not None:
+        parts.append(f"threshold {r['gc_threshold']:,}")
+    return ", ".join(parts) if parts else "Python's GC defaults"
+
+
 def _gc_row(r: dict[str, Any], prefix: str = "") -> list[str]:
     gc = r.get("gc_while_streaming")
     if not gc:
         return []
     frozen = " (after `gc.freeze()`)" if r.get("gc_freeze") else ""
     cpu = f", {sum(gc['cpu_ms']):,.0f} ms of CPU in all" if "cpu_ms" in gc else ""
+    if "collected" in gc:
+        cpu += f", {sum(gc['collected']):,} objects freed"
     return [
         f"| {prefix}garbage collector while streaming{frozen}: passes of generation 0/1/2, "
         f"longest pause | {'/'.join(str(p) for p in gc['passes'])}; "
@@ -437,6 +467,40 @@ def _tuned_rows(r: dict[str, Any]) -> list[str]:
         f"{tuned['client_cpu_percent_while_streaming']} % of a core; "
         f"{tuned['rss_per_conversation_kib']} KiB |",
         *_gc_row(tuned, "… "),
+    ]
+
+
+def _scale_tls_section(doc: dict[str, Any]) -> list[str]:
+    r = doc["results"]
+    p = r["params"]
+    runs = [(_gc_label(r), r)]
+    if r.get("gc_tuned"):
+        runs.append((_gc_label(r["gc_tuned"]), r["gc_tuned"]))
+    rows = []
+    for label, run in runs:
+        gc = run.get("gc_while_streaming", {})
+        rows.append(
+            f"| {label} | {run['p50_ms']} | **{run['p99_ms']}** | {run['max_ms']} | "
+            f"{run['client_cpu_percent_while_streaming']} % | "
+            f"{'/'.join(str(n) for n in gc.get('passes', []))}; "
+            f"{max(gc.get('longest_ms', [0])):g} ms |"
+        )
+    return [
+        "## Scale over TLS",
+        "",
+        f"_{_machine_line(doc)}._",
+        "",
+        f"`bench_scale.py --tls`: the same run over `wss://`, with the default TLS context "
+        f"(trusting the benchmark's CA through `SSL_CERT_FILE`), as users get it. "
+        f"{r['conversations']:,} conversations, **{r['rss_per_conversation_kib']} KiB RSS "
+        f"each**, spawned at {r['spawn_rate_per_s']:,} per second; one full garbage collection "
+        f"with all of them up took {r.get('full_gc_ms', 0):,} ms "
+        f"({r.get('tracked_objects', 0):,} objects). {p['streaming']} streaming, "
+        f"{p['seconds']} s, side by side:",
+        "",
+        "| Collector | p50 ms | p99 ms | max ms | client CPU | GC passes 0/1/2; longest |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        *rows,
     ]
 
 
@@ -599,6 +663,7 @@ def refresh(results_dir: Path | None = None) -> Path:
     sections = {
         "throughput": _throughput_section,
         "scale": _scale_section,
+        "scale-tls": _scale_tls_section,
         "reconnect": _reconnect_section,
         "fanout": _fanout_section,
         "fake_server": _fake_server_section,

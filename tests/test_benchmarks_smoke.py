@@ -149,3 +149,17 @@ def test_cli_says_so_without_a_checkout(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "source checkout" in captured.err
+
+
+def test_scale_over_tls_writes_its_own_results(tmp_path: Path) -> None:
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    import bench_scale
+
+    tiny = ["--conversations", "10", "--streaming", "1", "--seconds", "0.3", "--no-compare-gc"]
+    returned = bench_scale.main([*tiny, "--tls", "--results-dir", str(tmp_path)])
+    assert returned["params"]["tls"] is True and returned["conversations"] == 10
+    assert returned["latency_samples"] > 0 and returned["server"]["errors"] == 0
+    # Beside the plain figures, not over them.
+    assert json.loads((tmp_path / "scale-tls.json").read_text())["results"]["params"]["tls"]
+    assert not (tmp_path / "scale.json").exists()

@@ -685,7 +685,7 @@ async def open_orchestrator(
     max_sessions: int | None = None,
     connect_rate: float | None = None,
     handle_store: HandleStore | None = None,
-    restart: RestartPolicy = RestartPolicy(),
+    restart: RestartPolicy | None = RestartPolicy(),
     grace: float = 5.0,
     handle_validity: float = HANDLE_VALIDITY,
     admission_timeout: float | None = None,

@@ -512,7 +512,8 @@ async def _open_tcp(request: ConnectRequest) -> trio.abc.Stream:
 
 @functools.cache
 def _default_ssl_context() -> ssl.SSLContext:
-    """The process's one default (verifying) client context."""
+    """The process's one default (verifying) client context; the CA store (and
+    ``SSL_CERT_FILE``) is read when the first TLS connection is made, not again."""
     # One for every connection: each context loads the system's CA store (measured: 17 ms of
     # CPU and 840 KiB that a live connection keeps), which per connection would cost 8 GiB
     # at 10,000 conversations and stall the loop on every reconnect.
