@@ -37,6 +37,7 @@ and the task that writes resumption handles to the :class:`~liveactors.HandleSto
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -62,6 +63,25 @@ from ._supervisor import Supervisor
 __all__ = ["Orchestrator", "OrchestratorStatistics", "open_orchestrator"]
 
 log = logging.getLogger("liveactors.orchestrator")
+
+#: From this many conversations in one orchestrator, Python's default GC settings cost real
+#: latency (docs/scaling.md); said once per process, at INFO, since the settings are the
+#: application's.
+GC_HINT_AT: Final = 1000
+_gc_hinted = False
+
+
+def _hint_gc_once(conversations: int) -> None:
+    global _gc_hinted
+    if _gc_hinted or gc.get_threshold()[0] >= 10_000:
+        return
+    _gc_hinted = True
+    log.info(
+        "%d conversations with Python's default garbage-collector threshold: its pauses grow "
+        "with them (over a second at 10,000); see docs/scaling.md (gc.freeze, gc.set_threshold)",
+        conversations,
+    )
+
 
 #: Longest the final save of handles may take once the orchestrator is being cancelled.
 _FLUSH_TIMEOUT: Final = 5.0
@@ -313,6 +333,8 @@ class Orchestrator:
                 f"a conversation named {name!r} {what}; pick another name or stop it first"
             )
         entry = self._entries[name] = _Entry(name)
+        if len(self._entries) >= GC_HINT_AT:
+            _hint_gc_once(len(self._entries))
         return entry
 
     async def _admit(self, entry: _Entry, patience: float | None) -> None:

@@ -390,3 +390,28 @@ def _drain(sub: liveactors.Subscription) -> list[events.Event]:
     while (event := sub.receive_nowait()) is not None:
         out.append(event)
     return out
+
+
+@pytest.mark.parametrize(("threshold", "hints"), [(700, 1), (50_000, 0)])
+async def test_many_conversations_with_default_gc_settings_log_a_hint_once(
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    threshold: int,
+    hints: int,
+) -> None:
+    import gc
+
+    from liveactors import _orchestrator
+
+    monkeypatch.setattr(_orchestrator, "GC_HINT_AT", 3)
+    monkeypatch.setattr(_orchestrator, "_gc_hinted", False)
+    monkeypatch.setattr(gc, "get_threshold", lambda: (threshold, 10, 10))
+    caplog.set_level("INFO", logger="liveactors.orchestrator")
+    async with open_fake_server(listen=False) as server, open_orchestrator(backend(server)) as orch:
+        for n in range(5):
+            await orch.spawn(TEXT, name=f"c{n}")
+    said = [r.getMessage() for r in caplog.records if "garbage-collector" in r.getMessage()]
+    # Once, at the threshold, pointing at the guide; never once the application tuned it.
+    assert len(said) == hints
+    assert all("3 conversations" in m and "docs/scaling.md" in m for m in said)
