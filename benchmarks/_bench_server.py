@@ -40,6 +40,7 @@ from typing import Any
 
 import trio
 
+import _bench_common as common
 from liveactors.testing import (
     ConnectionRecord,
     FakeServer,
@@ -84,23 +85,6 @@ def _responder(burst: str) -> Any:
         return echo_responder(ctx)
 
     return respond
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _raise_fd_limit() -> None:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class _Chaos:
@@ -322,7 +306,7 @@ async def _serve(args: argparse.Namespace) -> None:
             if words[0] == "stats":
                 answer = {
                     "cpu": time.process_time(),
-                    "rss_kib": _rss_kib(),
+                    "rss_kib": common.rss_kib(),
                     "messages": server.messages_sent,
                     "open": len(server.open_connections),
                     "errors": len(server.log.errors),
@@ -368,7 +352,7 @@ def main() -> None:
     parser.add_argument("--goaway-before", type=float, default=10.0)
     parser.add_argument("--record", action="store_true", help="keep every message in the log")
     args = parser.parse_args()
-    _raise_fd_limit()
+    common.raise_fd_limit()
     # The harness must not be what is measured: a full collection over thousands of the
     # server's connections paused it for up to 0.6 s, which showed up as client latency. Its
     # objects are not cyclic garbage worth collecting within one benchmark.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,33 +31,13 @@ from typing import Any
 import trio
 import trio_websocket
 
-PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+import _bench_common as common
+
 TEXT_MODEL = "models/gemini-live-2.5-flash-preview"
 AUDIO_MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 
 
 # -- the server process ------------------------------------------------------------------
-
-
-def _rss_kb() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak
-
-
-def _raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return target
-    return soft
 
 
 async def _serve(chunks: int, record: bool) -> None:
@@ -81,7 +60,7 @@ async def _serve(chunks: int, record: bool) -> None:
                 return
             stats = {
                 "cpu": time.process_time(),
-                "rss_kb": _rss_kb(),
+                "rss_kb": common.rss_kib(),
                 "messages": server.messages_sent,
                 "open": len(server.open_connections),
                 "errors": len(server.log.errors),
@@ -132,7 +111,9 @@ async def _converse(url: str, setup: dict[str, Any], turns: int) -> int:
     """One client: setup, then ``turns`` text turns; returns messages received."""
     received = 0
     async with trio_websocket.open_websocket_url(
-        url + PATH, extra_headers=[(b"x-goog-api-key", b"bench")], max_message_size=16 * 2**20
+        url + common.PATH,
+        extra_headers=[(b"x-goog-api-key", b"bench")],
+        max_message_size=16 * 2**20,
     ) as ws:
         await ws.send_message(json.dumps(setup))
         await ws.get_message()
@@ -188,7 +169,7 @@ async def _throughput(
 
 def _handshake(port: int) -> bytes:
     return (
-        f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"GET {common.PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         "Sec-WebSocket-Version: 13\r\nx-goog-api-key: bench\r\n\r\n"
     ).encode()
@@ -291,20 +272,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its figures, and return them."""
     args = _parser().parse_args(argv)
     if args.serve:
-        _raise_fd_limit()
+        common.raise_fd_limit()
         trio.run(_serve, args.chunks, not args.no_record)
         return {}
     if args.quick:
         args.clients, args.turns, args.chunks = 4, 10, 20
         args.connections, args.settle = 200, 0.5
-    limit = _raise_fd_limit()
+    limit = common.raise_fd_limit()
     if args.connections + 100 > limit:
         args.connections = max(limit - 100, 0)
     results = trio.run(_bench, args)
     if not args.no_save:
-        import _bench_common
-
-        _bench_common.save("fake_server", results, quick=args.quick, results_dir=args.results_dir)
+        common.save("fake_server", results, quick=args.quick, results_dir=args.results_dir)
     if args.json:
         print(json.dumps(results))
         return results
