@@ -468,11 +468,11 @@ class Supervisor:
         while True:
             deadline = min(self._deadline, self._stop_at) if self._draining else self._deadline
             wake = deadline
+            now = trio.current_time()
             if keepalive is not None:
                 # Every pass, not only when idle: a writer kept busy by a steady producer must
                 # notice a peer that stopped answering too (liveness is what is read, not sent).
                 due = keepalive.due(link.last_received, link.reads)
-                now = trio.current_time()
                 if now >= due:
                     if self._delivery is not None:
                         keepalive.excuse(now)  # the reader is held by a subscriber, not reading
@@ -482,7 +482,6 @@ class Supervisor:
                     continue
                 wake = min(wake, due)
             if self._holding or self._draining:
-                now = trio.current_time()
                 if self._switch_ready() or now >= deadline:
                     return _Outcome.STOP if self._draining else _Outcome.HANDOFF
                 if self._holding and not self._draining:
