@@ -13,6 +13,7 @@ from liveactors import events
 # The names users and the acceptance checks rely on (design.md, "Public contract").
 CONTRACT = {
     "GeminiBackend",
+    "VertexBackend",
     "DEFAULT_MODEL",
     "TEXT_MODEL",
     "open_orchestrator",
@@ -27,6 +28,8 @@ CONTRACT = {
     "ConnectionLost",
     "SessionRejected",
     "HandleExpired",
+    "InvalidConfig",
+    "ServiceBusy",
     "events",
 }
 EVENTS = {
@@ -47,6 +50,10 @@ EVENTS = {
     "Reconnecting",
     "ConversationFailed",
     "ConversationClosed",
+    # The 3.x generation: interim transcripts, interaction status, live-avatar video.
+    "InteractionStatus",
+    "VideoChunk",
+    "VoiceActivity",
 }
 
 
@@ -84,7 +91,16 @@ def test_the_errors_form_one_tree() -> None:
     assert issubclass(liveactors.HandleExpired, liveactors.SessionRejected)
     assert liveactors.ConnectionLost.retryable and not liveactors.SessionRejected.retryable
     assert issubclass(liveactors.InvalidCommand, ValueError)
+    assert issubclass(liveactors.InvalidConfig, liveactors.InvalidCommand)
+    assert issubclass(liveactors.ServiceBusy, liveactors.ConnectionLost)
+    assert liveactors.ServiceBusy.retryable
     assert issubclass(liveactors.AdmissionTimeout, TimeoutError)
+
+
+def test_the_defaults_name_the_current_generation() -> None:
+    assert liveactors.DEFAULT_MODEL == "gemini-3.8-live"
+    # Old code importing TEXT_MODEL keeps working, on a model the service still serves.
+    assert liveactors.TEXT_MODEL == liveactors.DEFAULT_MODEL
 
 
 def test_the_version_is_the_installed_distribution() -> None:

@@ -24,7 +24,7 @@ async def test_text_turn_over_memory_transport() -> None:
             seen_headers.extend(request.headers)
             ws = await request.accept()
             setup = json.loads(await ws.get_message())
-            assert setup["setup"]["model"] == "models/gemini-live-2.5-flash-preview"
+            assert setup["setup"]["model"] == "models/fake-half-cascade-live"
             await ws.send_message(b'{"setupComplete":{"sessionId":"s1"}}')
             await ws.get_message()
             for chunk in ("Hel", "lo"):
@@ -40,7 +40,7 @@ async def test_text_turn_over_memory_transport() -> None:
 
         backend = GeminiBackend(
             api_key="k-123",
-            model="gemini-live-2.5-flash-preview",
+            model="fake-half-cascade-live",
             base_url="ws://fake",
             transport=MemoryTransport(dial),
         )
@@ -50,7 +50,7 @@ async def test_text_turn_over_memory_transport() -> None:
         async with backend.transport.connect(backend.connect_request()) as link:
             await link.send(
                 conn.send_setup(
-                    encode_setup({"response_modalities": ["TEXT"]}, "gemini-live-2.5-flash-preview")
+                    encode_setup({"response_modalities": ["TEXT"]}, "fake-half-cascade-live")
                 )
             )
             conn.receive(await link.receive())

@@ -24,8 +24,10 @@ from ._errors import (
     ConversationStopped,
     HandleExpired,
     InvalidCommand,
+    InvalidConfig,
     LiveError,
     ProtocolError,
+    ServiceBusy,
     SessionRejected,
     SubscriberOverflow,
 )
@@ -34,6 +36,7 @@ from ._orchestrator import Orchestrator, OrchestratorStatistics, open_orchestrat
 from ._reply import Reply
 from ._restart import RestartPolicy
 from ._transport import ConnectRequest, Link, MemoryTransport, Transport, WebSocketTransport
+from ._vertex import VertexBackend
 
 __version__ = _version("liveactors")
 
@@ -54,6 +57,7 @@ __all__ = [
     "HandleExpired",
     "HandleStore",
     "InvalidCommand",
+    "InvalidConfig",
     "Link",
     "LiveError",
     "MemoryHandleStore",
@@ -64,12 +68,14 @@ __all__ = [
     "Reply",
     "RestartPolicy",
     "SQLiteHandleStore",
+    "ServiceBusy",
     "SessionRejected",
     "StoredHandle",
     "SubscriberOverflow",
     "Subscription",
     "SubscriptionStatistics",
     "Transport",
+    "VertexBackend",
     "WebSocketTransport",
     "events",
     "open_orchestrator",

@@ -71,6 +71,8 @@ class ConversationStatistics:
     subscribers: int
     #: Events dropped by this conversation's ``drop_oldest`` / ``error`` subscribers.
     events_dropped: int
+    #: Retries after the service's concurrency limit refused a connect (not in ``reconnects``).
+    busy_retries: int = 0
 
 
 class Conversation:

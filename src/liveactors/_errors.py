@@ -6,10 +6,13 @@ catch these::
 
     LiveError                       base of everything below
     ├── InvalidCommand              bad local input (wrong type, wrong state); nothing was sent
+    │   ├── InvalidConfig           a config the model is known to refuse, or a retired model
     │   └── ConversationStopped     the conversation no longer accepts commands
     ├── ProtocolError               the peer sent something that is not the Live protocol
     ├── ConnectionLost              retryable: close 1000/1006/1011/1013, abrupt EOF, refused
-    │                               or timed-out connect; the supervisor reconnects
+    │   │                           or timed-out connect; the supervisor reconnects
+    │   └── ServiceBusy             the service's concurrency limit (1011 "Resource has been
+    │                               exhausted", HTTP 429): retried after a longer delay
     ├── SessionRejected             fatal: 1007 invalid argument, 1008 policy/not found, auth,
     │   │                           quota; retrying the same request would fail the same way
     │   └── HandleExpired           1008 "session not found" on resume: start a fresh session
@@ -31,8 +34,10 @@ __all__ = [
     "ConversationStopped",
     "HandleExpired",
     "InvalidCommand",
+    "InvalidConfig",
     "LiveError",
     "ProtocolError",
+    "ServiceBusy",
     "SessionRejected",
     "SubscriberOverflow",
 ]
@@ -58,6 +63,20 @@ class LiveError(Exception):
 
 class InvalidCommand(LiveError, ValueError):
     """A command was rejected locally before anything was sent; the conversation is intact."""
+
+
+class InvalidConfig(InvalidCommand):
+    """The config asks for something the model is known to refuse (or names a retired model).
+
+    Raised before any socket opens. ``field`` is the ``LiveConnectConfig`` field at fault (or
+    ``"model"``), ``model`` the model it was checked against, ``instead`` what to use instead.
+    """
+
+    def __init__(self, message: str, *, field: str, model: str, instead: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.model = model
+        self.instead = instead
 
 
 class ConversationStopped(InvalidCommand):
@@ -90,6 +109,14 @@ class ConnectionLost(_ClosedError):
     """The connection ended in a way that reconnecting can fix (1000, 1006, 1011, 1013, EOF)."""
 
     retryable = True
+
+
+class ServiceBusy(ConnectionLost):
+    """The service is at its concurrency limit (1011 "Resource has been exhausted", HTTP 429).
+
+    Retried after a longer, jittered delay that does not use up the restart budget, so one
+    burst never fails a fleet; counted apart in the statistics.
+    """
 
 
 class SessionRejected(_ClosedError):

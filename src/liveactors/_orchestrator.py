@@ -49,7 +49,7 @@ import trio
 
 from . import events as ev
 from ._actor import Actor
-from ._backend import GeminiBackend
+from ._backend_api import Backend
 from ._bus import Bus, Overflow, Subscription
 from ._conversation import Conversation, ConversationRef, ConversationState
 from ._errors import AdmissionTimeout, InvalidCommand
@@ -58,6 +58,7 @@ from ._handles import HANDLE_VALIDITY, HandleStore, MemoryHandleStore
 from ._protocol.setup import ConfigLike
 from ._ratelimit import TokenBucket
 from ._restart import RestartPolicy
+from ._session_config import session_setup
 from ._supervisor import Supervisor
 
 __all__ = ["Orchestrator", "OrchestratorStatistics", "open_orchestrator"]
@@ -129,10 +130,19 @@ class OrchestratorStatistics:
     turns: int = 0
     #: Whether shutdown has begun.
     closing: bool = False
+    #: Retries after the service's concurrency limit refused a connect (not in ``reconnects``).
+    busy_retries: int = 0
 
 
 #: Counters summed over supervisors: the live ones at snapshot time plus the ones that ended.
-_TOTALS: Final = ("reconnects", "handoffs", "messages_in", "messages_out", "tokens")
+_TOTALS: Final = (
+    "reconnects",
+    "handoffs",
+    "messages_in",
+    "messages_out",
+    "tokens",
+    "busy_retries",
+)
 
 
 @attrs.define(eq=False)
@@ -184,7 +194,7 @@ class Orchestrator:
     def __init__(
         self,
         nursery: trio.Nursery,
-        backend: GeminiBackend,
+        backend: Backend,
         *,
         max_sessions: int | None = None,
         connect_rate: float | None = None,
@@ -283,6 +293,9 @@ class Orchestrator:
             admission_timeout = self.admission_timeout
         else:
             _check_duration("admission_timeout", admission_timeout)
+        # Every config error (InvalidConfig: a field the model refuses) is raised here, before
+        # a slot is taken or a socket opened.
+        session = session_setup(config, self.backend)
         instance = _instantiate(actor)
         entry = self._claim(name)
         try:
@@ -292,7 +305,7 @@ class Orchestrator:
             entry.supervisor = Supervisor(
                 name=entry.name,
                 backend=self.backend,
-                config=config,
+                session=session,
                 actor=instance,
                 bus=self.bus,
                 restart=restart or self.restart,
@@ -581,6 +594,7 @@ class Orchestrator:
             tokens=totals["tokens"],
             turns=turns,
             closing=self._closing,
+            busy_retries=totals["busy_retries"],
         )
 
     def _all_subscriptions(self) -> list[Subscription]:
@@ -702,7 +716,7 @@ def _instantiate(
 
 @asynccontextmanager
 async def open_orchestrator(
-    backend: GeminiBackend,
+    backend: Backend,
     *,
     max_sessions: int | None = None,
     connect_rate: float | None = None,
@@ -729,8 +743,10 @@ async def open_orchestrator(
     cancellation during the graceful shutdown) is immediate. Either way every socket closes with
     1000, the handles are saved, and no task is left.
     """
-    if not isinstance(backend, GeminiBackend):
-        raise InvalidCommand(f"backend must be a GeminiBackend, not {type(backend).__name__}")
+    if not isinstance(backend, Backend):
+        raise InvalidCommand(
+            f"backend must be a GeminiBackend or a VertexBackend, not {type(backend).__name__}"
+        )
     orch: Orchestrator | None = None
     try:
         try:

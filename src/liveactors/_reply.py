@@ -71,7 +71,8 @@ class ReplyBuilder:
         elif isinstance(event, ev.OutputTranscript):
             self._output.append(event.text)
         elif isinstance(event, ev.InputTranscript):
-            self._input.append(event.text)
+            if not event.interim:
+                self._input.append(event.text)
         elif isinstance(event, ev.Usage):
             self._usage = event.metadata
         elif isinstance(event, ev.Interrupted):

@@ -8,6 +8,11 @@ hands one out and then drops the line before every answer would otherwise reset 
 So a service that drops the line after every turn never kills a conversation that keeps moving,
 while one that never lets a turn finish fails it after ``max_restarts`` tries. A GoAway handoff is
 planned, not a restart, and never counts.
+
+The service's concurrency limit (:class:`~liveactors.ServiceBusy`) is not a failure of the
+conversation either: it is retried after a longer delay (2 s doubling to 60 s, jittered by half
+either way so a fleet refused at once does not come back at once) that leaves the budget alone;
+only a limit that does not lift for about twenty minutes fails the conversation.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ __all__ = ["RestartBudget", "RestartPolicy"]
 #: intensity window never fills (``within`` shorter than the gap between attempts) keeps counting
 #: consecutive attempts for as long as the service stays down.
 _MAX_EXPONENT = 64
+
+#: Backoff after the service said it is at its concurrency limit.
+BUSY_INITIAL = 2.0
+BUSY_MAX = 60.0
+#: Refusals in a row, without progress, after which the conversation fails after all (about
+#: 20 minutes of waiting): a limit that never lifts is a problem for the operator.
+BUSY_GIVE_UP = 25
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -78,6 +90,8 @@ class RestartBudget:
     attempts: deque[float] = attrs.field(factory=deque)
     #: Attempts since the last progress (drives the backoff exponent).
     consecutive: int = 0
+    #: Attempts refused by the service's concurrency limit since the last progress.
+    busy: int = 0
 
     def next_delay(self, now: float, random: Callable[[], float]) -> float | None:
         """Count one more attempt at ``now``: its backoff delay, or None when the budget is
@@ -91,7 +105,18 @@ class RestartBudget:
         self.consecutive += 1
         return self.policy.delay(self.consecutive, random)
 
+    def busy_delay(self, random: Callable[[], float]) -> float | None:
+        """The delay before retrying after the service's concurrency limit refused us (it
+        does not count toward ``max_restarts``), or None after :data:`BUSY_GIVE_UP` refusals
+        in a row."""
+        if self.busy >= BUSY_GIVE_UP:
+            return None
+        self.busy += 1
+        base = min(BUSY_MAX, BUSY_INITIAL * 2.0 ** min(self.busy - 1, _MAX_EXPONENT))
+        return base * (0.5 + random())
+
     def progress(self) -> None:
         """The connection made progress: forget earlier failures."""
         self.attempts.clear()
         self.consecutive = 0
+        self.busy = 0

@@ -36,7 +36,7 @@ import trio
 from google.genai import types
 
 from . import events as ev
-from ._backend import GeminiBackend
+from ._backend_api import Backend
 from ._bus import Bus
 from ._conversation import (
     Conversation,
@@ -51,18 +51,18 @@ from ._errors import (
     InvalidCommand,
     LiveError,
     ProtocolError,
+    ServiceBusy,
     SessionRejected,
 )
 from ._keepalive import Keepalive
 from ._mailbox import Mailbox
 from ._protocol import encode
-from ._protocol.connection import LiveConnection
+from ._protocol.connection import ConnectionState, LiveConnection
 from ._protocol.events import EventTracker, TurnPhase
 from ._protocol.ledger import HandleMode, InputLedger
-from ._protocol.setup import ConfigLike, encode_setup
 from ._reply import ReplyBuilder
 from ._restart import RestartBudget, RestartPolicy
-from ._session_config import live_config, manual_vad
+from ._session_config import SessionSetup, manual_vad
 from ._tools import ToolRunner, non_blocking_functions
 from ._transport import Link
 
@@ -82,6 +82,9 @@ _GOAWAY_SLACK: Final = 5.0
 
 #: How long a stop waits for the handle that covers the last answer.
 _COVER_WAIT: Final = 0.25
+
+#: After a goAway, how long a connection at a resumable point waits for its covering handle.
+_IDLE_HANDLE_WAIT: Final = 1.0
 
 #: How long on_event may take over the last events of a cancelled conversation.
 _FINAL_HOOK_TIME: Final = 1.0
@@ -118,8 +121,8 @@ class Supervisor:
         self,
         *,
         name: str,
-        backend: GeminiBackend,
-        config: ConfigLike,
+        backend: Backend,
+        session: SessionSetup,
         actor: Conversation,
         bus: Bus,
         restart: RestartPolicy,
@@ -131,8 +134,10 @@ class Supervisor:
     ) -> None:
         self.name = name
         self.backend = backend
-        self.config, handle = live_config(config)
-        self._setup = encode_setup(self.config, backend.model)
+        self.config = session.config
+        self.model = session.model
+        self._setup = session.setup
+        handle = session.handle
         self.actor = actor
         self.bus = bus
         self.policy = restart
@@ -140,7 +145,9 @@ class Supervisor:
         self._gate = gate
         self._on_handle = on_handle
         self._rng = rng
-        non_blocking = non_blocking_functions(self.config)
+        non_blocking = non_blocking_functions(
+            self._setup, default=self.model is not None and self.model.non_blocking_default
+        )
         self.tracker = EventTracker(name, non_blocking=non_blocking)
         self.tracker.handle = initial_handle or handle
         self.ledger = InputLedger()
@@ -166,6 +173,8 @@ class Supervisor:
         self._deadline = math.inf
         #: When to switch after a goAway if no turn is in progress, else inf.
         self._switch_by = math.inf
+        #: After a goAway: when to switch from a resumable point that no handle covers yet.
+        self._idle_switch_at = math.inf
         self._draining = False
         #: When a requested stop must be over, whatever is still in flight.
         self._stop_at = math.inf
@@ -182,6 +191,7 @@ class Supervisor:
         self.messages_in = 0
         self.messages_out = 0
         self.tokens = 0
+        self.busy_retries = 0
 
     def __repr__(self) -> str:
         return f"<Supervisor {self.name!r} {self.state.value}>"
@@ -258,6 +268,7 @@ class Supervisor:
             mailbox=len(self.mailbox),
             subscribers=len(subs),
             events_dropped=self.bus.dropped(self.name),
+            busy_retries=self.busy_retries,
         )
 
     # -- the supervision loop -----------------------------------------------------------------
@@ -298,8 +309,8 @@ class Supervisor:
                 self.tracker.handle = None
                 await self._recover(exc)
                 continue
-            except SessionRejected:
-                raise
+            except SessionRejected as exc:
+                raise _with_setup(exc, self._setup) from None
             except ConnectionLost as exc:
                 if self._holding:
                     # The service ended the connection it announced with goAway (its deadline
@@ -343,18 +354,33 @@ class Supervisor:
         """After a failed connection: close the turn it cut, then back off (or give up)."""
         self.state = ConversationState.RECONNECTING
         await self._close_cut_turn()
-        delay = self._budget.next_delay(trio.current_time(), self._rng)
-        if delay is None:
-            log.warning(
-                "%s: giving up after %d reconnect attempts", self.name, self.policy.max_restarts
-            )
-            raise exc
-        self.reconnects += 1
+        busy = isinstance(exc, ServiceBusy)
+        delay: float | None
+        if busy:
+            # The service's concurrency limit: wait longer, and do not let a burst of these
+            # use up the restart budget (a fleet refused at once must not fail at once).
+            delay = self._budget.busy_delay(self._rng)
+            if delay is None:
+                log.warning("%s: the service's concurrency limit did not lift", self.name)
+                raise exc
+            self.busy_retries += 1
+            log.info("%s: the service is at its concurrency limit; retrying", self.name)
+        else:
+            delay = self._budget.next_delay(trio.current_time(), self._rng)
+            if delay is None:
+                log.warning(
+                    "%s: giving up after %d reconnect attempts",
+                    self.name,
+                    self.policy.max_restarts,
+                )
+                raise exc
+            self.reconnects += 1
+        assert delay is not None
         await self._deliver(
             self.tracker.emit(
                 ev.Reconnecting,
                 reason=str(exc),
-                attempt=self._budget.consecutive,
+                attempt=self._budget.busy if busy else self._budget.consecutive,
                 delay=delay,
             )
         )
@@ -366,10 +392,17 @@ class Supervisor:
         self.ledger.new_connection()
         handle = self.tracker.handle
         plan = self.ledger.plan(
-            have_handle=handle is not None, awaiting_tool=self.tracker.awaiting_tool
+            have_handle=handle is not None,
+            awaiting_tool=self.tracker.awaiting_tool,
+            reseed=self._initial_history
+            and self.model is not None
+            and not self.model.resume_keeps_seed,
         )
         if not plan.resume:
             handle = None
+        # Credentials first (a Vertex token refresh may take a moment): the gate's slot and
+        # connect-rate token are then spent on a connect that goes out at once.
+        await self.backend.prepare()
         if self._gate is not None:
             await self._gate()
         conn = LiveConnection(number=self.connections + 1)
@@ -377,13 +410,15 @@ class Supervisor:
             await link.send(conn.send_setup(self._setup_with(handle)))
             self.messages_out += 1
             with trio.move_on_after(self.backend.setup_timeout) as waited:
-                frame = await link.receive()
+                # Bare ``{}`` frames may come first (seen on the 3.x service): skip them.
+                while conn.state is ConnectionState.SETUP_SENT:
+                    frame = await link.receive()
+                    self.messages_in += 1
+                    conn.receive(frame)
             if waited.cancelled_caught:
                 raise ConnectionLost(
                     f"no setupComplete within {self.backend.setup_timeout:g}s of sending setup"
                 )
-            self.messages_in += 1
-            conn.receive(frame)
             self.connections += 1
             if handle is None or self.ledger.mode is not HandleMode.ONCE:
                 # The service's state predates these calls: a regenerated turn asks again.
@@ -393,6 +428,7 @@ class Supervisor:
             self._holding = False
             self._deadline = math.inf
             self._switch_by = math.inf
+            self._idle_switch_at = math.inf
             self._cover_until = None
             await self._deliver(
                 self.tracker.emit(
@@ -425,6 +461,9 @@ class Supervisor:
             return self._setup
         setup = copy.deepcopy(self._setup)
         setup["setup"].setdefault("sessionResumption", {})["handle"] = handle
+        # Initial history seeds the start of a session; a resumed one has started, and would
+        # otherwise take the next question for more history and not answer it.
+        setup["setup"].pop("historyConfig", None)
         return setup
 
     async def _run_connection(self, link: Link, conn: LiveConnection) -> _Outcome:
@@ -485,12 +524,20 @@ class Supervisor:
                 if self._switch_ready() or now >= deadline:
                     return _Outcome.STOP if self._draining else _Outcome.HANDOFF
                 if self._holding and not self._draining:
+                    if self._turn_in_progress():
+                        self._idle_switch_at = math.inf
+                    else:
+                        # A resumable point, but no handle covers it yet. A goAway may leave
+                        # minutes (300 s seen on 3.8) and new input is held meanwhile, so wait
+                        # a moment for the handle, not for the deadline; then switch, and the
+                        # ledger plans what the old handle lacks.
+                        if self._idle_switch_at == math.inf:
+                            self._idle_switch_at = now + _IDLE_HANDLE_WAIT
+                        if now >= self._idle_switch_at or now >= self._switch_by:
+                            return _Outcome.HANDOFF
+                        wake = min(wake, self._idle_switch_at)
                     if now < self._switch_by:
                         wake = min(wake, self._switch_by)
-                    elif not self._turn_in_progress():
-                        # Only a covering handle is missing, and it is late: switch now;
-                        # the ledger plans what the old handle lacks.
-                        return _Outcome.HANDOFF
             command = mailbox.take(include_input=not (self._holding or self._draining))
             if command is None:
                 if self._cover_until is not None:
@@ -628,11 +675,13 @@ class Supervisor:
         """Update the ledger, replies and tools for one event (before subscribers see it)."""
         kind = type(event)
         ledger = self.ledger
-        if kind is ev.AudioChunk or kind is ev.ModelPart:
+        if kind is ev.AudioChunk or kind is ev.ModelPart or kind is ev.VideoChunk:
             ledger.model_output()
         elif kind is ev.TextDelta or kind is ev.OutputTranscript:
             ledger.model_output(event.text)  # type: ignore[attr-defined]
         elif kind is ev.InputTranscript:
+            if event.interim:  # type: ignore[attr-defined]
+                return  # provisional: the final transcript replaces it
             ledger.input_transcript(event.text)  # type: ignore[attr-defined]
         elif kind is ev.ToolCall:
             ledger.model_output()
@@ -652,12 +701,13 @@ class Supervisor:
                 if builder is not None:
                     builder.complete(event.turn)
             self._budget.progress()
-            self._tools.turn_done()
+            self._tools.turn_done(interrupted=event.interrupted)  # type: ignore[attr-defined]
             return
         elif kind is ev.ResumptionUpdate:
             self._resumption(event)  # type: ignore[arg-type]
             return
         elif kind is ev.GoAway:
+            ledger.go_away()
             self._begin_handoff(event.time_left)  # type: ignore[attr-defined]
             return
         self._feed(event)
@@ -733,6 +783,29 @@ class Supervisor:
         self.bus.end_conversation(self.name)
         self._finished.set()
         return final
+
+
+def _with_setup(exc: SessionRejected, setup: dict[str, Any]) -> SessionRejected:
+    """``exc`` saying which model and which setup fields were sent, so a 1007/1008 the library
+    could not foresee still points at the field (values are left out: they may be private)."""
+    if exc.code not in (1007, 1008):
+        return exc
+    body = setup.get("setup", {})
+    fields = []
+    for key, value in body.items():
+        if key == "model":
+            continue
+        if key == "generationConfig" and isinstance(value, dict):
+            for sub, item in value.items():
+                shown = f"={item}" if sub == "responseModalities" else ""
+                fields.append(f"generationConfig.{sub}{shown}")
+        else:
+            fields.append(key)
+    message = (
+        f"{exc} (sent model {body.get('model', '?')!r} with {', '.join(fields) or 'no fields'})"
+    )
+    clone = type(exc)(message, exc.close)
+    return clone
 
 
 def _refusal(name: str, outcome: LiveError) -> Callable[[], LiveError]:

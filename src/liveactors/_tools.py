@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -26,14 +26,19 @@ __all__ = ["ToolRunner", "non_blocking_functions"]
 log = logging.getLogger("liveactors.supervisor")
 
 
-def non_blocking_functions(config: types.LiveConnectConfig) -> frozenset[str]:
-    """Names of the functions the config declares NON_BLOCKING."""
+def non_blocking_functions(setup: Mapping[str, Any], *, default: bool = False) -> frozenset[str]:
+    """Names of the functions that run NON_BLOCKING, read from the encoded ``setup`` message
+    (so functions given as Python callables count too). ``default``: the model runs a
+    declaration without ``behavior`` NON_BLOCKING (the 3.8 generation)."""
     names = set()
-    for tool in config.tools or ():
-        for declaration in getattr(tool, "function_declarations", None) or ():
-            behavior = getattr(declaration.behavior, "value", declaration.behavior)
-            if behavior == "NON_BLOCKING" and declaration.name:
-                names.add(declaration.name)
+    for tool in setup.get("setup", {}).get("tools") or ():
+        for declaration in tool.get("functionDeclarations") or ():
+            name = declaration.get("name")
+            behavior = declaration.get("behavior")
+            if not name:
+                continue
+            if behavior == "NON_BLOCKING" or (default and behavior in (None, "UNSPECIFIED")):
+                names.add(name)
     return frozenset(names)
 
 
@@ -65,6 +70,10 @@ class ToolRunner:
         self._runs: dict[str, _Run] = {}
         #: Runs of the current turn by name and arguments (for calls asked again).
         self._by_key: dict[str, _Run] = {}
+        #: Runs of the turn before, when user input interrupted it: the 3.x service drops a
+        #: blocking call that new input interrupts and asks it again under a new id, seconds
+        #: later, without a toolCallCancellation.
+        self._interrupted_keys: dict[str, _Run] = {}
 
     def start(self, nursery: trio.Nursery, calls: tuple[types.FunctionCall, ...]) -> None:
         """Run each call (or join it to the run of the same call already under way)."""
@@ -74,8 +83,9 @@ class ToolRunner:
             if not call.id:
                 continue
             key = f"{call.name}\0{json.dumps(call.args or {}, sort_keys=True, default=str)}"
-            run = self._by_key.get(key)
+            run = self._by_key.get(key) or self._interrupted_keys.pop(key, None)
             if run is not None:
+                self._by_key[key] = run
                 # The same call again after a reconnect: answer it from the run under way.
                 run.ids.append(call.id)
                 self._runs[call.id] = run
@@ -101,9 +111,11 @@ class ToolRunner:
                     if value is run:
                         del self._by_key[key]
 
-    def turn_done(self) -> None:
-        """A turn completed: later calls with the same arguments are new calls."""
-        self._by_key.clear()
+    def turn_done(self, *, interrupted: bool = False) -> None:
+        """A turn completed: later calls with the same arguments are new calls, except the
+        re-issue of a call that an interruption cut (see ``_interrupted_keys``)."""
+        self._interrupted_keys = self._by_key if interrupted else {}
+        self._by_key = {}
 
     async def _run(self, run: _Run) -> None:
         call = run.call

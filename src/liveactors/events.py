@@ -36,6 +36,7 @@ __all__ = [
     "Grounding",
     "HistoryRestored",
     "InputTranscript",
+    "InteractionStatus",
     "Interrupted",
     "ModelPart",
     "OutputTranscript",
@@ -46,6 +47,7 @@ __all__ = [
     "ToolCallCancelled",
     "TurnComplete",
     "Usage",
+    "VideoChunk",
     "VoiceActivity",
 ]
 
@@ -89,9 +91,15 @@ class AudioChunk(Event):
 
 @attrs.frozen
 class InputTranscript(Event):
-    """A piece of the transcript of what the user said (input audio transcription)."""
+    """A piece of the transcript of what the user said (input audio transcription).
+
+    ``interim`` marks a provisional transcript (``interimInputTranscription``, sent by the
+    transcription models while the user still speaks); the final one follows with
+    ``interim=False`` and replaces the interim pieces.
+    """
 
     text: str
+    interim: bool = False
 
 
 @attrs.frozen
@@ -99,6 +107,19 @@ class OutputTranscript(Event):
     """A piece of the transcript of what the model said (output audio transcription)."""
 
     text: str
+
+
+@attrs.frozen
+class VideoChunk(Event):
+    """A piece of model video (a live avatar on Vertex AI): fragmented MP4, H.264 + AAC.
+
+    ``init`` marks an initialisation segment (``ftyp``/``moov``), which comes first and which a
+    player (Media Source Extensions, ffmpeg) needs before the media segments that follow.
+    """
+
+    data: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")
+    mime_type: str = "video/mp4"
+    init: bool = False
 
 
 @attrs.frozen
@@ -131,6 +152,20 @@ class TurnComplete(Event):
 
     reason: str | None = None
     interrupted: bool = False
+    #: ``interactionStatus`` when the service sent one: ``"IDLE"``, or ``"IN_PROGRESS"`` when
+    #: the model goes on after this turn (extended thinking, a running tool).
+    interaction_status: str | None = None
+    #: ``waitingForInput``: the model waits for the user before it says more.
+    waiting_for_input: bool = False
+
+
+@attrs.frozen
+class InteractionStatus(Event):
+    """The model's ``interactionStatus`` (``IN_PROGRESS`` / ``IDLE``) or ``waitingForInput``,
+    sent outside a ``turnComplete`` (with one, they are fields of :class:`TurnComplete`)."""
+
+    status: str | None
+    waiting_for_input: bool = False
 
 
 @attrs.frozen
@@ -181,6 +216,8 @@ class VoiceActivity(Event):
 
     kind: str
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    #: Where in the input audio the activity was detected (``audioOffset``), in seconds.
+    audio_offset: float | None = None
 
 
 @attrs.frozen

@@ -17,9 +17,10 @@ import trio
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import FakeServer, open_fake_server
 
-TEXT_MODEL = liveactors.TEXT_MODEL
+TEXT_MODEL = FAKE_TEXT_MODEL
 #: A native-audio model: the fake answers it only in AUDIO.
 AUDIO_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 

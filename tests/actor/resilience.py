@@ -11,7 +11,8 @@ import trio
 
 import liveactors
 from liveactors import events
-from liveactors.testing import FakeServer, open_fake_server
+from liveactors._models import FAKE_TEXT_MODEL
+from liveactors.testing import TEST_API_KEY, FakeServer, open_fake_server
 
 TEXT = {"response_modalities": ["TEXT"]}
 ECHO = re.compile(r"^echo #(\d+): (.*)$", re.S)
@@ -24,6 +25,8 @@ PATIENT = liveactors.RestartPolicy(max_restarts=50, within=60.0, backoff_initial
 async def conversation(
     restart: liveactors.RestartPolicy = PATIENT,
     config: dict[str, Any] | None = None,
+    *,
+    vertex: bool = False,
     **server_options: Any,
 ) -> AsyncIterator[
     tuple[FakeServer, liveactors.Orchestrator, liveactors.ConversationRef, Recorder]
@@ -31,8 +34,21 @@ async def conversation(
     """A fake server (in memory), an orchestrator, one TEXT conversation "c", and a recorder of
     every event it publishes (subscribed before the first connect)."""
     server_options.setdefault("listen", False)
-    async with open_fake_server(**server_options) as server, trio.open_nursery() as nursery:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+    async with (
+        open_fake_server(vertex=vertex, **server_options) as server,
+        trio.open_nursery() as nursery,
+    ):
+        backend: liveactors.GeminiBackend | liveactors.VertexBackend
+        if vertex:
+            # Vertex AI express mode (an API key) against the fake's Vertex endpoint.
+            backend = liveactors.VertexBackend(
+                api_key=TEST_API_KEY,
+                model=FAKE_TEXT_MODEL,
+                base_url=server.url,
+                transport=liveactors.MemoryTransport(server.dial),
+            )
+        else:
+            backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend, restart=restart) as orch:
             recorder = Recorder()
             # Subscribed before the first connect; the subscription ends when "c" closes, so

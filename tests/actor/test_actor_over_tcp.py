@@ -10,6 +10,7 @@ from google.genai import types
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 
 from .conftest import (
     TEXT,
@@ -68,7 +69,7 @@ async def test_events_stay_gap_free_across_handoffs_over_tcp() -> None:
         fake(listen=True, connection_lifetime=0.4, goaway_before=0.1) as server,
         watch_tasks(server) as watch,
     ):
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with (
             liveactors.open_orchestrator(backend) as orch,
             # Never waits and, with this buffer, never drops (checked below).
@@ -106,7 +107,7 @@ async def test_events_stay_gap_free_across_handoffs_over_tcp() -> None:
 
 async def test_cancel_during_setup_over_tcp() -> None:
     async with fake(listen=True, setup_latency=5.0) as server, watch_tasks(server) as watch:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         with trio.move_on_after(0.2) as scope:
             async with liveactors.open_orchestrator(backend) as orch:
                 await orch.spawn(TEXT, name="c1")

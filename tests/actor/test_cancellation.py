@@ -15,6 +15,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import FakeServer
 
 from .conftest import (
@@ -71,7 +72,7 @@ async def test_cancel_orchestrator_while_connecting(autojump_clock: MockClock) -
             return stream
 
         backend = server.backend(
-            model=liveactors.TEXT_MODEL, transport=liveactors.MemoryTransport(slow_dial)
+            model=FAKE_TEXT_MODEL, transport=liveactors.MemoryTransport(slow_dial)
         )
         with trio.move_on_after(5) as scope:
             async with liveactors.open_orchestrator(backend) as orch:
@@ -92,7 +93,7 @@ async def test_cancel_orchestrator_during_setup(how: str, autojump_clock: MockCl
     async with fake(**options) as server, watch_tasks(server) as watch:
         if how == "stall":
             server.faults.stall(kind="setupComplete")
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         with trio.move_on_after(5) as scope:
             async with liveactors.open_orchestrator(backend) as orch:
                 await orch.spawn(TEXT, name="c1")
@@ -244,7 +245,7 @@ async def test_cancel_mid_handoff_while_the_turn_finishes(autojump_clock: MockCl
 async def test_cancel_many_conversations_in_different_states(autojump_clock: MockClock) -> None:
     config = tools_config(function("slow"))
     async with fake() as server, watch_tasks(server) as watch:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         with trio.move_on_after(60) as scope:
             async with liveactors.open_orchestrator(backend, restart=SLOW_RESTART) as orch:
                 idle = await orch.spawn(TEXT, name="idle")
@@ -363,7 +364,7 @@ async def test_stop_while_reconnecting(autojump_clock: MockClock) -> None:
 
 async def test_leaving_the_orchestrator_is_graceful(autojump_clock: MockClock) -> None:
     async with fake(chunks=4, chunk_delay=1.0) as server, watch_tasks(server) as watch:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend, grace=10) as orch:
             a = await orch.spawn(TEXT, name="a")
             b = await orch.spawn(TEXT, name="b")

@@ -467,8 +467,13 @@ async def test_ask_in_audio_modality_gives_audio_and_its_transcription(
 async def test_ask_in_audio_modality_without_transcription_has_audio_only(
     autojump_clock: MockClock,
 ) -> None:
-    async with fake() as server, conversation(server, AUDIO, model=AUDIO_MODEL) as (_, conv):
+    """Output transcription is on by default; ``output_audio_transcription=None`` given
+    explicitly opts out, and then a reply has audio only."""
+    opted_out = dict(AUDIO, output_audio_transcription=None)
+    async with fake() as server, conversation(server, opted_out, model=AUDIO_MODEL) as (_, conv):
         reply = await conv.ask("Hi")
+        [setup] = client_bodies(server, "setup")
+        assert "outputAudioTranscription" not in setup
         assert reply.text == ""
         assert reply.output_transcript == ""
         assert len(reply.audio) == 2 * 2400 * 2

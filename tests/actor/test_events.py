@@ -13,6 +13,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import SendMessage, SendPart, TurnContext
 
 from .conftest import (
@@ -31,7 +32,7 @@ async def run_and_collect(
 ) -> tuple[list[events.Event], liveactors.ConversationRef]:
     """Spawn a conversation with an orchestrator-wide subscriber already listening, ask
     ``questions`` one by one, stop, and return every event the conversation published."""
-    backend = server.backend(model=kw.pop("model", liveactors.TEXT_MODEL))
+    backend = server.backend(model=kw.pop("model", FAKE_TEXT_MODEL))
     async with (
         liveactors.open_orchestrator(backend) as orch,
         orch.subscribe(conversation="c1", buffer=10_000) as sub,
@@ -283,7 +284,7 @@ async def test_conversations_number_their_events_independently(
     autojump_clock: MockClock,
 ) -> None:
     async with fake() as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with (
             liveactors.open_orchestrator(backend) as orch,
             orch.subscribe(buffer=10_000) as sub,

@@ -8,6 +8,7 @@ from google.genai import types
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import CallTool, Say, TurnContext, open_fake_server
 
 from .resilience import (
@@ -113,7 +114,7 @@ WEATHER_CONFIG = {
 async def test_goaway_mid_tool_call_answers_the_call_then_hands_off(autojump_clock: object) -> None:
     Weather.calls = 0
     async with open_fake_server(listen=False, responder=weather_responder) as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             conv = await orch.spawn(WEATHER_CONFIG, name="c", actor=Weather)
             server.faults.go_away(30.0, connection=1, after="toolCall")

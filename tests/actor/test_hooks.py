@@ -12,6 +12,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 
 from .conftest import TEXT, check_seq, conversation, drain, fake
 
@@ -43,7 +44,7 @@ async def run_recording(
 ) -> tuple[list[events.Event], liveactors.ConversationRef]:
     """Spawn ``actor`` with a subscriber listening from the start, run ``body(conv)``, and
     return everything the subscriber saw."""
-    backend = server.backend(model=liveactors.TEXT_MODEL)
+    backend = server.backend(model=FAKE_TEXT_MODEL)
     async with (
         liveactors.open_orchestrator(backend) as orch,
         orch.subscribe(conversation="c1", buffer=10_000) as sub,
@@ -244,7 +245,7 @@ async def test_a_hook_that_raises_does_not_end_the_conversation(
             raise ValueError("turn bug")
 
     async with fake() as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             other = await orch.spawn(TEXT, name="other")
             buggy = await orch.spawn(TEXT, name="buggy", actor=Buggy)

@@ -9,6 +9,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import ConnectRequest, MemoryTransport, events
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import FakeServer, open_fake_server
 
 TEXT = {"response_modalities": ["TEXT"]}
@@ -51,7 +52,7 @@ def backend_with_blackholes(
         streams.append(stream)
         return stream
 
-    return server.backend(model=liveactors.TEXT_MODEL, transport=MemoryTransport(dial))
+    return server.backend(model=FAKE_TEXT_MODEL, transport=MemoryTransport(dial))
 
 
 async def test_a_connection_that_went_silent_is_replaced(autojump_clock: MockClock) -> None:
@@ -111,7 +112,7 @@ async def test_a_subscriber_holding_the_reader_is_not_a_dead_connection(
     # A block subscriber that stops reading holds the conversation's reader, so nothing is read
     # from the socket, pongs included: that is backpressure, not a dead peer.
     async with open_fake_server(listen=False, connection_lifetime=None, chunks=10) as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             conv = await orch.spawn(TEXT, name="c")
             async with conv.subscribe(buffer=1) as stalled:
@@ -128,7 +129,7 @@ async def test_a_subscriber_holding_the_reader_is_not_a_dead_connection(
 
 async def test_a_quiet_healthy_connection_is_kept(autojump_clock: MockClock) -> None:
     async with open_fake_server(listen=False, connection_lifetime=None) as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             conv = await orch.spawn(TEXT, name="c")
             await trio.sleep(3600)  # an hour of silence: pinged every 90 s, answered each time

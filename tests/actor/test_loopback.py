@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 import liveactors
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import open_fake_server
 
 from .resilience import assert_replies
@@ -13,7 +14,7 @@ from .resilience import assert_replies
 async def test_conversations_survive_lifetimes_and_drops_over_real_sockets() -> None:
     # 1 s connections with a goAway 0.3 s before the end, and a drop every 1.1 s.
     async with open_fake_server(connection_lifetime=1.0, goaway_before=0.3, chunks=3) as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         assert backend.url.startswith("ws://127.0.0.1:")
         replies: dict[str, list[str]] = {}
         questions: dict[str, list[str]] = {}

@@ -4,12 +4,14 @@ every question is answered exactly once, and the turn counter never skips or rep
 from __future__ import annotations
 
 import pytest
+import trio
 
 import liveactors
 from liveactors import events
 from liveactors.testing import open_fake_server
 
 from .resilience import (
+    PATIENT,
     ask_all,
     assert_answered_once,
     assert_gap_free,
@@ -122,7 +124,11 @@ async def test_retryable_closes_reconnect_and_answer_once(
             "Operation is not implemented, or supported, or enabled.",
             liveactors.SessionRejected,
         ),
-        (1011, "Resource has been exhausted (e.g. check quota).", liveactors.SessionRejected),
+        (
+            1011,
+            "You exceeded your current quota, please check your plan and billing details.",
+            liveactors.SessionRejected,
+        ),
     ],
 )
 async def test_fatal_closes_fail_the_conversation(
@@ -147,13 +153,20 @@ async def test_fatal_closes_fail_the_conversation(
 
 
 async def test_fatal_close_of_the_first_connect_raises_from_spawn(autojump_clock: object) -> None:
+    """A model the library does not know is not checked, so the service's own 1007 is what
+    the caller sees, saying which model and which setup fields were sent."""
     async with open_fake_server(listen=False) as server:
         # A native-audio model: the service refuses TEXT modality with 1007.
-        backend = server.backend(model=liveactors.DEFAULT_MODEL)
+        backend = server.backend(model="gemini-9.9-flash-native-audio-unreleased")
         async with liveactors.open_orchestrator(backend) as orch:
-            with pytest.raises(liveactors.SessionRejected, match="TEXT"):
+            with pytest.raises(liveactors.SessionRejected) as caught:
                 await orch.spawn({"response_modalities": ["TEXT"]}, name="c")
             assert orch.conversations == []
+    assert caught.value.code == 1007
+    message = str(caught.value)
+    assert "models/gemini-9.9-flash-native-audio-unreleased" in message
+    assert "generationConfig.responseModalities=['TEXT']" in message
+    assert "sessionResumption" in message
 
 
 async def test_an_expired_handle_starts_a_fresh_session_and_restores_the_transcript(
@@ -211,10 +224,52 @@ async def test_a_conversation_that_keeps_moving_is_never_killed(autojump_clock: 
 async def test_refused_upgrades_are_retried_with_backoff(autojump_clock: object) -> None:
     async with conversation() as (server, _, conv, recorder):
         await conv.ask("one")
-        server.faults.refuse_upgrades(2, status=429)
+        server.faults.refuse_upgrades(2, status=503)
         server.faults.drop_now()
         replies = await ask_all(conv, ["two"])
 
     assert replies == ["echo #2: two"]
     assert len(recorder.of(events.Reconnecting)) == 3
     assert conv.statistics().reconnects == 3
+
+
+async def test_the_concurrency_limit_is_retried_later_outside_the_restart_budget(
+    autojump_clock: object,
+) -> None:
+    """HTTP 429 at the upgrade and 1011 "Resource has been exhausted" mean the project has too
+    many sessions open: more refusals than ``max_restarts`` allows do not fail the
+    conversation, the waits are longer than the policy's, and they are counted apart."""
+    async with conversation() as (server, _, conv, recorder):
+        await conv.ask("one")
+        server.faults.refuse_upgrades(4, status=429)
+        server.faults.drop_now()
+        start = trio.current_time()
+        replies = await ask_all(conv, ["two"])
+        waited = trio.current_time() - start
+        server.faults.close_now(1011, "Resource has been exhausted (e.g. check quota).")
+        replies += await ask_all(conv, ["three"])
+        assert conv.state is liveactors.ConversationState.READY
+
+    assert replies == ["echo #2: two", "echo #3: three"]
+    stats = conv.statistics()
+    assert stats.busy_retries == 5  # four 429s and the 1011
+    assert stats.reconnects == 1  # the drop
+    # Four busy waits of at least 1, 2, 4 and 8 s (2 s doubling, jittered by half).
+    assert waited >= 15.0
+    delays = [e.delay for e in recorder.of(events.Reconnecting)]  # type: ignore[attr-defined]
+    # The drop waits the policy's backoff; every busy refusal at least a second.
+    assert delays[0] < 2 * PATIENT.backoff_initial
+    assert len(delays) == 6 and min(delays[1:]) >= 1.0
+
+
+async def test_a_concurrency_limit_that_never_lifts_fails_the_conversation_at_last(
+    autojump_clock: object,
+) -> None:
+    async with conversation() as (server, _, conv, recorder):
+        await conv.ask("one")
+        server.faults.refuse_upgrades(1000, status=429)
+        server.faults.drop_now()
+        await recorder.wait_for(events.ConversationFailed)
+    [failed] = recorder.of(events.ConversationFailed)
+    assert isinstance(failed.error, liveactors.ServiceBusy)  # type: ignore[attr-defined]
+    assert conv.statistics().busy_retries == 25

@@ -12,6 +12,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 
 from .conftest import AUDIO, AUDIO_MODEL, TEXT, client_bodies, conversation, fake, recording
 
@@ -25,7 +26,7 @@ async def test_resumption_and_sliding_window_are_on_by_default(autojump_clock: M
         await conv.ask("hi")
         [setup] = setups(server)
     assert setup == {
-        "model": "models/gemini-live-2.5-flash-preview",
+        "model": "models/fake-half-cascade-live",
         "generationConfig": {"responseModalities": ["TEXT"]},
         "sessionResumption": {},
         "contextWindowCompression": {"slidingWindow": {}},
@@ -103,7 +104,7 @@ async def test_handle_in_the_config_is_used_for_the_first_connect(
     autojump_clock: MockClock,
 ) -> None:
     async with fake() as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with liveactors.open_orchestrator(backend) as orch:
             first = await orch.spawn(TEXT, name="first")
             async with first.subscribe(events.ResumptionUpdate) as sub:

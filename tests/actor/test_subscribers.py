@@ -9,6 +9,7 @@ from trio.testing import MockClock
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 
 from .conftest import TEXT, check_seq, conversation, drain, fake
 
@@ -74,7 +75,7 @@ async def test_subscription_ends_after_conversation_closed(autojump_clock: MockC
 
 async def test_orchestrator_subscription_to_one_conversation(autojump_clock: MockClock) -> None:
     async with fake() as server:
-        backend = server.backend(model=liveactors.TEXT_MODEL)
+        backend = server.backend(model=FAKE_TEXT_MODEL)
         async with (
             liveactors.open_orchestrator(backend) as orch,
             orch.subscribe(events.TurnComplete, conversation="b") as only_b,

@@ -13,10 +13,11 @@ import attrs
 import trio
 
 from liveactors import ConnectRequest, Link, Transport
+from liveactors._models import FAKE_TEXT_MODEL
 from liveactors.testing import ConnectionRecord, FakeServer, ServerLog
 
 TEXT = {"response_modalities": ["TEXT"]}
-TEXT_MODEL = "gemini-live-2.5-flash-preview"
+TEXT_MODEL = FAKE_TEXT_MODEL
 
 
 def backend(server: FakeServer, **kwargs: Any) -> Any:

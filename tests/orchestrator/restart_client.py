@@ -13,12 +13,11 @@ import trio
 
 import liveactors
 from liveactors import events
+from liveactors._models import FAKE_TEXT_MODEL
 
 
 async def main(url: str, db: str, name: str, question: str) -> None:
-    backend = liveactors.GeminiBackend(
-        api_key="test-key", model=liveactors.TEXT_MODEL, base_url=url
-    )
+    backend = liveactors.GeminiBackend(api_key="test-key", model=FAKE_TEXT_MODEL, base_url=url)
     store = liveactors.SQLiteHandleStore(db)
     try:
         async with liveactors.open_orchestrator(backend, handle_store=store) as orch:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from liveactors import ConnectionLost, HandleExpired, LiveError, SessionRejected
+from liveactors import ConnectionLost, HandleExpired, LiveError, ServiceBusy, SessionRejected
 from liveactors._protocol.close import classify_close, rejected_upgrade
 from liveactors._protocol.connection import ConnectionState, LiveConnection
 
-LOST, REJECTED, EXPIRED = "lost", "rejected", "expired"
+LOST, REJECTED, EXPIRED, BUSY = "lost", "rejected", "expired", "busy"
 
 CLOSES = [
     # (code, reason, kind)
@@ -54,7 +54,13 @@ CLOSES = [
     (1011, "Internal error encountered.", LOST),
     (1011, "", LOST),
     (1011, "RESOURCE_EXHAUSTED: You exceeded your current quota.", REJECTED),
-    (1011, "Resource has been exhausted (e.g. check quota).", REJECTED),
+    (
+        1011,
+        "You exceeded your current quota, please check your plan and billing details.",
+        REJECTED,
+    ),
+    # The concurrency limit, not the plan's quota: wait and retry.
+    (1011, "Resource has been exhausted (e.g. check quota).", BUSY),
     (1012, "", LOST),
     (1013, "", LOST),
     (1013, "Try again later.", LOST),
@@ -70,7 +76,12 @@ CLOSES = [
     (1002, "protocol error", LOST),
 ]
 
-_TYPES = {LOST: ConnectionLost, REJECTED: SessionRejected, EXPIRED: HandleExpired}
+_TYPES = {
+    LOST: ConnectionLost,
+    REJECTED: SessionRejected,
+    EXPIRED: HandleExpired,
+    BUSY: ServiceBusy,
+}
 
 
 @pytest.mark.parametrize(("code", "reason", "kind"), CLOSES)
@@ -80,7 +91,7 @@ def test_close_code_table(code: int, reason: str, kind: str) -> None:
     assert isinstance(error, LiveError)
     assert error.code == code
     assert error.reason == reason  # verbatim
-    assert error.retryable is (kind == LOST)
+    assert error.retryable is (kind in (LOST, BUSY))
     if reason:
         assert repr(reason) in str(error)  # shown quoted, so control characters stay visible
     assert str(code) in str(error)
@@ -107,7 +118,8 @@ def test_handle_expired_is_a_session_rejected() -> None:
 )
 def test_rejected_upgrade(status: int, retryable: bool) -> None:
     error = rejected_upgrade(status, "body text")
-    assert type(error) is (ConnectionLost if retryable else SessionRejected)
+    expected = ServiceBusy if status == 429 else ConnectionLost if retryable else SessionRejected
+    assert type(error) is expected
     assert error.retryable is retryable
     assert f"HTTP {status}" in str(error)
     assert "body text" in str(error)

@@ -23,6 +23,7 @@ from liveactors import (
     HandleExpired,
     LiveError,
     MemoryTransport,
+    ServiceBusy,
     SessionRejected,
 )
 from liveactors._protocol.connection import ConnectionState, LiveConnection
@@ -106,7 +107,7 @@ async def test_ephemeral_token_uses_constrained_method_and_token_header(
 @pytest.mark.parametrize(
     ("status", "error"),
     [
-        (429, ConnectionLost),
+        (429, ServiceBusy),  # the concurrency limit: retried later
         (500, ConnectionLost),
         (503, ConnectionLost),
         (401, SessionRejected),
@@ -128,7 +129,7 @@ async def test_rejected_upgrade(
             async with backend.transport.connect(backend.connect_request()):
                 pass  # pragma: no cover
     assert type(caught.value) is error  # not wrapped in an exception group
-    assert caught.value.retryable is (error is ConnectionLost)
+    assert caught.value.retryable is issubclass(error, ConnectionLost)
     assert f"HTTP {status}" in str(caught.value)
     assert KEY not in str(caught.value)
     if with_body:

@@ -239,7 +239,9 @@ def test_one_update_per_connection_teaches_nothing() -> None:
     assert c.ledger.mode is HandleMode.UNKNOWN
 
 
-def test_a_second_turn_with_no_update_since_an_idle_end_means_once() -> None:
+def test_more_output_with_no_update_since_an_idle_end_means_once() -> None:
+    """A per-turn service sends its handle right after an idle turnComplete, before anything
+    else: output of the next turn with no update between shows one handle per connection."""
     c = Client()
     c.handle()
     c.send(ask("q1"))
@@ -247,9 +249,31 @@ def test_a_second_turn_with_no_update_since_an_idle_end_means_once() -> None:
     assert c.ledger.mode is HandleMode.UNKNOWN
     c.send(ask("q2"))
     c.ledger.model_output("a2")
-    assert c.ledger.mode is HandleMode.UNKNOWN  # the handle for q1 may just be late
+    assert c.ledger.mode is HandleMode.ONCE
     c.ledger.turn_complete()
     assert c.ledger.mode is HandleMode.ONCE
+
+
+def test_a_goaway_with_no_update_since_an_idle_end_means_once() -> None:
+    c = Client()
+    c.handle()
+    c.send(ask("q1"))
+    c.turn("a1")
+    c.ledger.go_away()
+    assert c.ledger.mode is HandleMode.ONCE
+    # Kept across reconnects: the next connection plans as a once-mode one.
+    c.connect(have_handle=True)
+    assert c.ledger.mode is HandleMode.ONCE
+
+
+def test_a_goaway_after_the_post_turn_handle_teaches_nothing() -> None:
+    c = Client()
+    c.handle()
+    c.send(ask("q1"))
+    c.turn("a1")
+    c.handle()
+    c.ledger.go_away()
+    assert c.ledger.mode is HandleMode.PER_TURN
 
 
 def test_a_turn_that_ended_with_a_call_running_is_no_evidence_of_once() -> None:
@@ -272,7 +296,9 @@ def test_per_turn_evidence_corrects_a_once_guess() -> None:
 
 
 @pytest.mark.parametrize("resumable", [True, False])
-def test_any_update_after_the_turn_is_no_evidence_of_once(resumable: bool) -> None:
+def test_only_a_resumable_update_after_the_turn_is_no_evidence_of_once(resumable: bool) -> None:
+    """The 3.x service sends updates unasked, some not resumable: only a resumable one at
+    the idle point shows that handles come per turn."""
     c = Client()
     c.handle()
     c.send(ask("q1"))
@@ -280,7 +306,7 @@ def test_any_update_after_the_turn_is_no_evidence_of_once(resumable: bool) -> No
     c.handle(resumable=resumable)
     c.send(ask("q2"))
     c.turn("a2")
-    assert c.ledger.mode is (HandleMode.PER_TURN if resumable else HandleMode.UNKNOWN)
+    assert c.ledger.mode is (HandleMode.PER_TURN if resumable else HandleMode.ONCE)
 
 
 def test_no_handle_on_this_connection_is_no_evidence_of_once() -> None:

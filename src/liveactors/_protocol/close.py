@@ -4,8 +4,10 @@ The service reports errors only as close frames. The gRPC status behind them sho
 code: INVALID_ARGUMENT -> 1007, NOT_FOUND / PERMISSION_DENIED -> 1008, INTERNAL /
 DEADLINE_EXCEEDED / UNAVAILABLE -> 1011. Retryable closes become ``ConnectionLost``; the rest
 ``SessionRejected``, with an unknown or expired resumption handle singled out as
-``HandleExpired``. Quota exhaustion is fatal even on 1011: reconnecting at once would only burn
-the quota further, so the caller decides.
+``HandleExpired``. Quota exhaustion ("You exceeded your current quota...") is fatal even on
+1011: reconnecting would only fail again until the plan changes, so the caller decides. The
+concurrency limit ("Resource has been exhausted", HTTP 429 at the upgrade) is
+:class:`~liveactors.ServiceBusy`: retryable, after a longer delay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .._errors import (
     CloseInfo,
     ConnectionLost,
     HandleExpired,
+    ServiceBusy,
     SessionRejected,
 )
 
@@ -40,7 +43,16 @@ _AUTH_MARKERS: Final = (
     "auth token",
     "authentication",
 )
-_QUOTA_MARKERS: Final = ("resource_exhausted", "resource exhausted", "quota", "rate limit")
+#: The concurrency limit (too many sessions at once): wait and retry.
+_BUSY_MARKERS: Final = (
+    "resource has been exhausted",
+    "resource_exhausted",
+    "resource exhausted",
+    "too many",
+    "rate limit",
+)
+#: The plan's quota is used up: retrying does not help.
+_QUOTA_MARKERS: Final = ("exceeded your current quota", "quota exceeded", "quota")
 
 
 def classify_close(code: int, reason: str = "") -> ConnectionLost | SessionRejected:
@@ -49,6 +61,10 @@ def classify_close(code: int, reason: str = "") -> ConnectionLost | SessionRejec
     lowered = reason.lower()
     if _SESSION_NOT_FOUND in lowered:
         return HandleExpired(f"resumption handle refused: {close}", close)
+    if "exceeded your current quota" in lowered:
+        return SessionRejected(f"quota exhausted: {close}", close)
+    if any(marker in lowered for marker in _BUSY_MARKERS):
+        return ServiceBusy(f"service at its concurrency limit: {close}", close)
     if any(marker in lowered for marker in _QUOTA_MARKERS):
         return SessionRejected(f"quota exhausted: {close}", close)
     if any(marker in lowered for marker in _AUTH_MARKERS) and code != 1000:
@@ -71,6 +87,8 @@ def rejected_upgrade(status: int, body: str = "") -> ConnectionLost | SessionRej
     429 and 5xx are worth retrying with backoff; 401/403 (auth) and 404 (wrong path/model) are not.
     """
     text = f"upgrade refused with HTTP {status}" + (f": {body[:120]}" if body else "")
-    if status == 429 or status >= 500:
+    if status == 429:
+        return ServiceBusy(text)
+    if status >= 500:
         return ConnectionLost(text)
     return SessionRejected(text)

@@ -105,6 +105,8 @@ class LiveConnection:
             session_id = complete.get("sessionId") if isinstance(complete, dict) else None
             self.session_id = session_id if isinstance(session_id, str) else None
             self.state = ConnectionState.READY
+        elif not message:
+            return message  # a bare ``{}`` (the 3.x service sends some): nothing to act on
         elif self.state is ConnectionState.SETUP_SENT or self.state is ConnectionState.CONNECTING:
             raise ProtocolError(
                 "the server sent a message before setupComplete: " + ", ".join(sorted(message)[:4])

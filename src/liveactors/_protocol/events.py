@@ -133,14 +133,28 @@ class EventTracker:
             reason = turn_complete.get("turnCompleteReason")
             # ``interrupted`` usually comes in a message of its own before turnComplete.
             interrupted = self.interrupted or bool(turn_complete.get("interrupted"))
+            status = turn_complete.get("interactionStatus")
             out.append(
                 self.emit(
                     ev.TurnComplete,
                     reason=str(reason) if reason is not None else None,
                     interrupted=interrupted,
+                    interaction_status=str(status) if status is not None else None,
+                    waiting_for_input=bool(turn_complete.get("waitingForInput")),
                 )
             )
             self._end_turn()
+        elif content is not None and (
+            "interactionStatus" in content or content.get("waitingForInput")
+        ):
+            status = content.get("interactionStatus")
+            out.append(
+                self.emit(
+                    ev.InteractionStatus,
+                    status=str(status) if status is not None else None,
+                    waiting_for_input=bool(content.get("waitingForInput")),
+                )
+            )
         update = message.get("sessionResumptionUpdate")
         if update is not None:
             self._resumption(update, out)
@@ -153,8 +167,21 @@ class EventTracker:
         for key in ("voiceActivity", "voiceActivityDetectionSignal"):
             activity = message.get(key)
             if isinstance(activity, Mapping):
-                kind = activity.get("type") or activity.get("vadSignalType") or ""
-                out.append(self.emit(ev.VoiceActivity, kind=str(kind), raw=dict(activity)))
+                kind = (
+                    activity.get("type")
+                    or activity.get("voiceActivityType")
+                    or activity.get("vadSignalType")
+                    or ""
+                )
+                offset = activity.get("audioOffset")
+                out.append(
+                    self.emit(
+                        ev.VoiceActivity,
+                        kind=str(kind),
+                        raw=dict(activity),
+                        audio_offset=parse_duration(offset) if offset is not None else None,
+                    )
+                )
         return out
 
     def _content(self, content: Mapping[str, Any], out: list[ev.Event]) -> None:
@@ -171,6 +198,11 @@ class EventTracker:
                 self.phase = TurnPhase.GENERATING
             for part in parts:
                 self._part(part, out)
+        transcript = content.get("interimInputTranscription")
+        if transcript is not None:
+            text = _text_of(transcript, "interimInputTranscription")
+            if text:
+                out.append(self.emit(ev.InputTranscript, text=text, interim=True))
         transcript = content.get("inputTranscription")
         if transcript is not None:
             text = _text_of(transcript, "inputTranscription")
@@ -227,6 +259,15 @@ class EventTracker:
                 self.seq += 1
                 out.append(
                     ev.AudioChunk(self.conversation, self.seq, self.turn, b64decode(data), mime)
+                )
+                return
+            if isinstance(mime, str) and mime.startswith("video/"):
+                data = blob.get("data", "")
+                if not isinstance(data, str):
+                    raise ProtocolError("inlineData.data must be a base64 string")
+                video = b64decode(data)
+                out.append(
+                    self.emit(ev.VideoChunk, data=video, mime_type=mime, init=_is_init(video))
                 )
                 return
         out.append(self.emit(ev.ModelPart, part=validate(types.Part, part, "modelTurn part")))
@@ -286,6 +327,12 @@ class EventTracker:
                 last_consumed_client_message_index=consumed,
             )
         )
+
+
+def _is_init(data: bytes) -> bool:
+    """Whether an MP4 fragment is an initialisation segment: it opens with an ``ftyp`` box
+    (media segments open with ``styp``, ``moof`` or ``sidx``)."""
+    return data[4:8] == b"ftyp"
 
 
 def _text_of(transcript: Any, where: str) -> str:

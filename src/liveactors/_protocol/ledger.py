@@ -168,6 +168,9 @@ class InputLedger:
     #: Position of a transcript restored into a fresh session that no handle covers yet; until
     #: one does, a reconnect must restore it again.
     _restore_pending: int | None = None
+    #: The initial history the conversation was seeded with, for models whose resumed session
+    #: may have lost it (see :meth:`plan`).
+    _seed: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -211,6 +214,8 @@ class InputLedger:
         content = message.get("clientContent", {})
         for turn in content.get("turns", ()):
             self._remember(turn)
+            if len(self._seed) < self.transcript_limit:
+                self._seed.append(turn)
 
     # -- what the service said ----------------------------------------------------------------
 
@@ -227,6 +232,7 @@ class InputLedger:
 
     def model_output(self, text: str = "") -> None:
         """Model output (text or transcript) of the turn in progress."""
+        self._once_evidence()
         exchange = self.answering()
         if exchange is None:
             if text:
@@ -281,6 +287,19 @@ class InputLedger:
             self._restore_pending = None
         return None if orphan else exchange
 
+    def go_away(self) -> None:
+        """A ``goAway`` arrived: after an idle turn end with no resumable update since, it
+        shows that this service issues one handle per connection."""
+        self._once_evidence()
+
+    def _once_evidence(self) -> None:
+        # A per-turn service sends a resumable update at every idle point, before anything
+        # else; a turn that ended idle followed by more output or a goAway, with none between,
+        # means one handle per connection. Learned once, it is kept across reconnects.
+        if self._idle_end_without_update and self._handles_this_connection:
+            self._learn(HandleMode.ONCE)
+            self._idle_end_without_update = False
+
     def turn_lost(self) -> None:
         """The connection died mid-turn: the partial answer will be regenerated."""
         exchange = self.answering()
@@ -290,9 +309,11 @@ class InputLedger:
 
     def resumption_update(self, *, resumable: bool) -> None:
         """A ``sessionResumptionUpdate`` arrived on the current connection."""
-        self._idle_end_without_update = False
         if not resumable:
+            # The 3.x service sends updates unasked, some without a handle: they are no
+            # evidence of how handles are issued.
             return
+        self._idle_end_without_update = False
         self._handles_this_connection += 1
         if self._handles_this_connection >= 2:
             self._learn(HandleMode.PER_TURN)
@@ -360,7 +381,9 @@ class InputLedger:
         self._answered_upto = 0
         self._index_positions.clear()
 
-    def plan(self, *, have_handle: bool, awaiting_tool: bool = False) -> ResumePlan:
+    def plan(
+        self, *, have_handle: bool, awaiting_tool: bool = False, reseed: bool = False
+    ) -> ResumePlan:
         """What to send on the next connection (see the module docstring). Call after
         :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
         are numbered here as sent, with client indices 1, 2, ...
@@ -368,7 +391,12 @@ class InputLedger:
         ``awaiting_tool``: the cut turn waits on a blocking call the session keeps; its
         response, not a prompt to continue (which would barge in and cancel the call), resumes
         that turn.
+
+        ``reseed``: a resumed session of this model may have lost the initial history it was
+        seeded with (seen on the 3.8 generation), so a resume sends it again first, as history
+        (``turnComplete`` false: the model takes it without answering).
         """
+        seed = list(self._seed) if reseed else []
         outstanding = self.outstanding
         if not have_handle or self._restore_pending is not None:
             plan = self._plan_fresh()
@@ -377,11 +405,14 @@ class InputLedger:
             if any(not e.output_seen for e in unanswered):
                 plan = self._plan_fresh()
             else:
+                history = self._restore([], seed)
                 replay = self._replay([e for e in self.exchanges if not e.triggered])
                 if unanswered and not awaiting_tool:
                     self._next_position(None)  # the prompt to continue
                 prompt = bool(unanswered) and not awaiting_tool
-                plan = ResumePlan(resume=True, replay=replay, prompt_continue=prompt)
+                plan = ResumePlan(
+                    resume=True, history=history, replay=replay, prompt_continue=prompt
+                )
         elif self.mode is HandleMode.UNKNOWN and (
             outstanding or any(e.answered for e in self.exchanges)
         ):
@@ -389,7 +420,7 @@ class InputLedger:
             plan = self._plan_fresh()
         else:
             answered = [e for e in self.exchanges if e.answered]
-            history = self._restore(answered, [])
+            history = self._restore(answered, seed)
             replay = self._replay([e for e in self.exchanges if not e.answered])
             plan = ResumePlan(resume=True, history=history, replay=replay)
         first = self._position - len(plan.messages)
