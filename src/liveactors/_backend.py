@@ -4,6 +4,9 @@
 ``GOOGLE_API_KEY``), builds the endpoint URL and the auth headers, and hands a transport the
 :class:`~liveactors._transport.ConnectRequest` for each new connection. The key goes in a header,
 never in the URL, and never shows in a ``repr``, a log record or an exception.
+
+The checks it shares with :class:`~liveactors.VertexBackend` (``_vertex.py``) live here too:
+base URL, API key, API version, timeouts.
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import ssl
 from typing import Final
 from urllib.parse import urlsplit
 
+import trio
+
 from ._errors import InvalidCommand
+from ._models import RECOMMENDED, Platform
+from ._protocol.setup import model_path
 from ._transport import ConnectRequest, Transport, WebSocketTransport
 
 __all__ = ["DEFAULT_MODEL", "TEXT_MODEL", "GeminiBackend"]
 
-#: Native-audio model: answers only in AUDIO (TEXT modality is refused with 1007).
-DEFAULT_MODEL: Final = "gemini-2.5-flash-preview-native-audio-dialog"
-#: Half-cascade model that can answer in TEXT.
-TEXT_MODEL: Final = "gemini-live-2.5-flash-preview"
+#: The service's recommended Live model (GA since 2026-09). It answers in AUDIO only; the text
+#: of its answers comes from output transcription, which liveactors requests by default.
+DEFAULT_MODEL: Final = RECOMMENDED
+#: Kept for old code: equal to :data:`DEFAULT_MODEL`. The half-cascade models that answered in
+#: TEXT were shut down on 2025-12-09; text now comes from the output transcription.
+TEXT_MODEL: Final = DEFAULT_MODEL
 
 _DEFAULT_BASE_URL: Final = "wss://generativelanguage.googleapis.com"
 _VERSION = re.compile(r"^v\d+(alpha|beta)?\d*$")
@@ -72,28 +81,18 @@ class GeminiBackend:
             raise InvalidCommand(
                 "no API key: pass api_key=..., or set GEMINI_API_KEY or GOOGLE_API_KEY"
             )
-        if not isinstance(key, str) or not _PRINTABLE_ASCII.fullmatch(key):
-            # Never echo the key itself: it may be right but for a stray character.
-            raise InvalidCommand(
-                "the API key must be a string of printable ASCII characters without spaces"
-            )
         if not isinstance(model, str) or not model:
             raise InvalidCommand("model must be a non-empty string")
-        if not _VERSION.match(api_version):
-            raise InvalidCommand(f"api_version must look like 'v1beta', not {api_version!r}")
-        self._key = key
+        self._key = check_key(key)
         self.model = model
-        self.base_url = _ws_base(base_url)
-        self.api_version = api_version
+        self.base_url = ws_base(base_url)
+        self.api_version = check_api_version(api_version, "v1beta")
         self.ssl_context = ssl_context
         self.transport: Transport = transport or WebSocketTransport()
         self.connect_timeout = connect_timeout
         self.setup_timeout = setup_timeout
-        for what, value in (("keepalive", keepalive), ("keepalive_timeout", keepalive_timeout)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-            ):
-                raise InvalidCommand(f"{what} must be a positive number of seconds, not {value!r}")
+        check_seconds("keepalive", keepalive)
+        check_seconds("keepalive_timeout", keepalive_timeout)
         self.keepalive = keepalive
         self.keepalive_timeout = keepalive_timeout
 
@@ -118,6 +117,25 @@ class GeminiBackend:
             f"{self.api_version}.GenerativeService.{method}"
         )
 
+    @property
+    def platform(self) -> Platform:
+        """Which endpoint this is: the Gemini Developer API."""
+        return Platform.DEVELOPER
+
+    @property
+    def model_resource(self) -> str:
+        """The model as ``setup.model`` names it (``models/...``)."""
+        return model_path(self.model)
+
+    @property
+    def transparent_resumption(self) -> bool:
+        """Whether sessions ask for transparent resumption by default (a Vertex AI feature)."""
+        return False
+
+    async def prepare(self) -> None:
+        """Awaited before every connect (a Vertex backend refreshes its token here)."""
+        await trio.lowlevel.checkpoint()
+
     def connect_request(self) -> ConnectRequest:
         """What a transport needs for one new connection."""
         if self.ephemeral:
@@ -136,7 +154,34 @@ class GeminiBackend:
         return text.replace(self._key, "<redacted>") if self._key else text
 
 
-def _ws_base(base_url: str) -> str:
+def check_key(key: object) -> str:
+    """``key`` if it can go in a header as it is; never echoes it (it may be right but for a
+    stray character)."""
+    if not isinstance(key, str) or not _PRINTABLE_ASCII.fullmatch(key):
+        raise InvalidCommand(
+            "the API key must be a string of printable ASCII characters without spaces"
+        )
+    return key
+
+
+def check_api_version(api_version: object, example: str) -> str:
+    """``api_version`` if it looks like ``v1``, ``v1beta`` or ``v1beta1`` (it goes in the path)."""
+    if not isinstance(api_version, str) or not _VERSION.match(api_version):
+        raise InvalidCommand(f"api_version must look like {example!r}, not {api_version!r}")
+    return api_version
+
+
+def check_seconds(what: str, value: float | None) -> None:
+    """Refuse a ``value`` that is neither None nor a positive number of seconds."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+    ):
+        raise InvalidCommand(f"{what} must be a positive number of seconds, not {value!r}")
+
+
+def ws_base(base_url: str) -> str:
+    """``base_url`` as a ``ws://`` or ``wss://`` origin (plus path prefix), checked: no query,
+    fragment or user info, since a credential there would leak into logs."""
     if not isinstance(base_url, str) or "://" not in base_url:
         raise InvalidCommand("base_url must be a ws://, wss://, http:// or https:// URL")
     scheme, rest = base_url.split("://", 1)

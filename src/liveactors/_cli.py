@@ -18,7 +18,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "chat": (
         "liveactors._cli_chat",
-        "Chat in the terminal (the real service if GEMINI_API_KEY is set, else the fake).",
+        "Chat in the terminal (Gemini API with a key, Vertex AI with --vertex, else the fake).",
     ),
     "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
     "bench": ("liveactors._cli_bench", "Run the benchmarks (from a source checkout)."),

@@ -8,7 +8,9 @@ import pytest
 from google.genai import types
 
 from liveactors import InvalidCommand
-from liveactors._protocol.setup import encode_setup, model_path
+from liveactors._errors import InvalidConfig
+from liveactors._models import Platform
+from liveactors._protocol.setup import encode_setup, model_path, vertex_model_path
 
 MODEL = "gemini-live-2.5-flash-preview"
 
@@ -237,3 +239,151 @@ def test_model_path(model: str, path: str) -> None:
 def test_bad_model_names_are_refused(model: str) -> None:
     with pytest.raises(InvalidCommand):
         encode_setup(None, model)
+
+
+# --- per endpoint: fields only Vertex AI or only the Developer API accepts ------------------
+
+VERTEX_RESOURCE = "projects/p-1/locations/us-central1/publishers/google/models/gemini-3.8-live"
+
+VERTEX_ONLY: list[tuple[Any, str]] = [
+    ({"explicit_vad_signal": True}, "explicit_vad_signal"),
+    ({"session_resumption": {"transparent": True}}, "session_resumption.transparent"),
+    (
+        {
+            "safety_settings": [
+                {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"},
+                {
+                    "category": "HARM_CATEGORY_HATE_SPEECH",
+                    "threshold": "BLOCK_NONE",
+                    "method": "SEVERITY",
+                },
+            ]
+        },
+        "safety_settings[].method",
+    ),
+    ({"tools": [{"retrieval": {}}]}, "tools[].retrieval"),
+    ({"tools": [{"enterprise_web_search": {}}]}, "tools[].enterprise_web_search"),
+    (
+        {"tools": [{"google_search": {"exclude_domains": ["a.com"]}}]},
+        "tools[].google_search.exclude_domains",
+    ),
+    (
+        {
+            "system_instruction": {
+                "role": "user",
+                "parts": [{"function_call": {"name": "f", "will_continue": True}}],
+            }
+        },
+        "system_instruction.parts[].function_call.will_continue",
+    ),
+]
+
+DEVELOPER_ONLY: list[tuple[Any, str]] = [
+    (
+        {"generation_config": {"enable_enhanced_civic_answers": True}},
+        "generation_config.enable_enhanced_civic_answers",
+    ),
+    (
+        {
+            "speech_config": {
+                "voice_config": {"replicated_voice_config": {"consent_audio": b"\x00\x01"}}
+            }
+        },
+        "speech_config.voice_config.replicated_voice_config.consent_audio",
+    ),
+    (
+        {"tools": [{"file_search": {"file_search_store_names": ["fileSearchStores/s"]}}]},
+        "tools[].file_search",
+    ),
+    ({"tools": [{"mcp_servers": [{"name": "weather"}]}]}, "tools[].mcp_servers[].name"),
+    (
+        {
+            "system_instruction": {
+                "role": "user",
+                "parts": [{"function_response": {"name": "f", "will_continue": False}}],
+            }
+        },
+        "system_instruction.parts[].function_response.will_continue",
+    ),
+    (
+        {"system_instruction": {"role": "user", "parts": [{"part_metadata": {"k": "v"}}]}},
+        "system_instruction.parts[].part_metadata",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "field"), VERTEX_ONLY)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_vertex_only_fields_are_refused_on_the_developer_api(config: Any, field: str) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        encode_setup(config, "gemini-3.8-live")
+    error = caught.value
+    assert error.field == field
+    assert error.model == "gemini-3.8-live"
+    assert "VertexBackend" in error.instead
+    assert str(error).startswith(f"{field} is only supported on Vertex AI")
+    assert isinstance(error, InvalidCommand) and isinstance(error, ValueError)
+    # ... and sent on Vertex AI.
+    encode_setup(config, VERTEX_RESOURCE, platform=Platform.VERTEX)
+
+
+@pytest.mark.parametrize(("config", "field"), DEVELOPER_ONLY)
+def test_developer_only_fields_are_refused_on_vertex(config: Any, field: str) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        encode_setup(config, VERTEX_RESOURCE, platform=Platform.VERTEX)
+    error = caught.value
+    assert error.field == field
+    assert error.model == "gemini-3.8-live"
+    assert "GeminiBackend" in error.instead
+    assert str(error).startswith(f"{field} is only supported on the Gemini Developer API")
+    # ... and sent on the Developer API.
+    encode_setup(config, "gemini-3.8-live")
+
+
+def test_fields_both_accept_pass_on_both() -> None:
+    config = {
+        "translation_config": {"target_language_code": "de"},
+        "safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+        "tools": [{"google_search": {}}, {"mcp_servers": [{}]}],
+        "avatar_config": {"avatar_name": "ava"},
+    }
+    developer = encode_setup(config, "gemini-3.8-live")["setup"]
+    vertex = encode_setup(config, VERTEX_RESOURCE, platform=Platform.VERTEX)["setup"]
+    assert developer["generationConfig"]["translationConfig"] == {"targetLanguageCode": "de"}
+    assert vertex["generationConfig"]["translationConfig"] == {"targetLanguageCode": "de"}
+    assert developer["model"] == "models/gemini-3.8-live"
+    assert vertex["model"] == VERTEX_RESOURCE
+
+
+def test_http_options_names_the_backend_of_the_endpoint() -> None:
+    with pytest.raises(InvalidCommand, match="VertexBackend"):
+        encode_setup(
+            {"http_options": {"api_version": "v1"}}, VERTEX_RESOURCE, platform=Platform.VERTEX
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "project", "location", "path"),
+    [
+        ("gemini-3.8-live", None, None, "publishers/google/models/gemini-3.8-live"),
+        ("gemini-3.8-live", "p", "eu", "projects/p/locations/eu/publishers/google/models/"
+         "gemini-3.8-live"),
+        ("models/gemini-x", None, None, "publishers/google/models/gemini-x"),
+        ("meta/llama", None, None, "publishers/meta/models/llama"),
+        ("publishers/google/models/x", "p", "us", "projects/p/locations/us/publishers/google/"
+         "models/x"),
+        (VERTEX_RESOURCE, "other", "eu", VERTEX_RESOURCE),
+    ],
+)  # fmt: skip
+def test_vertex_model_path(
+    model: str, project: str | None, location: str | None, path: str
+) -> None:
+    assert vertex_model_path(model, project, location) == path
+    if project is None:
+        assert encode_setup(None, model, platform=Platform.VERTEX)["setup"]["model"] == path
+
+
+@pytest.mark.parametrize("model", ["", "a/../b", "m?key=1", "m&x", "models/"])
+def test_bad_vertex_model_names_are_refused(model: str) -> None:
+    with pytest.raises(InvalidCommand):
+        encode_setup(None, model, platform=Platform.VERTEX)

@@ -2,7 +2,9 @@
 
 The reference is built exactly as ``google.genai.live.AsyncLive.connect`` builds its first frame
 (``_t_live_connect_config`` -> ``_LiveConnectParameters_to_mldev`` -> ``convert_to_dict`` ->
-``encode_unserializable_types`` -> ``setv(['setup', 'model'])``). The SDK leaves many keys in
+``encode_unserializable_types`` -> ``setv(['setup', 'model'])``), and for Vertex AI as it does with
+``vertexai=True`` (``_LiveConnectParameters_to_vertex``, the model prefixed with the project and
+location). The SDK leaves many keys in
 snake_case and writes URL-safe base64; :func:`camelise` normalises its keys, and never touches
 user data (function args, JSON schemas, label keys, Schema property names), so a converter that
 wrongly camelCased user data would fail here. Our own output is compared as it is: it must
@@ -21,10 +23,14 @@ import pytest
 from google.genai import _api_client, _common, _live_converters, live, types
 from google.genai import _transformers as t
 
-from liveactors._protocol.setup import encode_setup
+from liveactors import InvalidCommand
+from liveactors._models import Platform
+from liveactors._protocol.setup import encode_setup, vertex_model_path
 
 MODEL = "gemini-live-2.5-flash-preview"
 _CLIENT = _api_client.BaseApiClient(api_key="golden-test-key")
+PROJECT, LOCATION = "golden-project", "us-central1"
+_VERTEX_CLIENT = _api_client.BaseApiClient(vertexai=True, project=PROJECT, location=LOCATION)
 
 
 async def sdk_setup(config: Any, model: str = MODEL) -> dict[str, Any]:
@@ -44,6 +50,26 @@ async def sdk_setup(config: Any, model: str = MODEL) -> dict[str, Any]:
     request = _common.encode_unserializable_types(request)
     _common.set_value_by_path(request, ["setup", "model"], model_name)
     return json.loads(json.dumps(request))  # exactly what goes on the wire
+
+
+async def sdk_vertex_setup(config: Any, model: str = MODEL) -> dict[str, Any]:
+    """The ``setup`` frame google-genai would send for ``config`` on Vertex AI (project and
+    location set, as in ``live.py``'s OAuth branch, before it adds a default AUDIO modality)."""
+    config = copy.deepcopy(config)
+    parameter_model = await live._t_live_connect_config(_VERTEX_CLIENT, config)
+    model_name = t.t_model(_VERTEX_CLIENT, model)
+    model_name = f"projects/{PROJECT}/locations/{LOCATION}/{model_name}"
+    request = _common.convert_to_dict(
+        _live_converters._LiveConnectParameters_to_vertex(
+            api_client=_VERTEX_CLIENT,
+            from_object=types.LiveConnectParameters(
+                model=model_name, config=parameter_model
+            ).model_dump(exclude_none=True),
+        )
+    )
+    del request["config"]
+    request = _common.encode_unserializable_types(request)
+    return json.loads(json.dumps(request))
 
 
 # --- normalisation -------------------------------------------------------------------------
@@ -376,6 +402,65 @@ async def test_setup_matches_google_genai(name: str) -> None:
 
 def test_there_are_enough_golden_configs() -> None:
     assert len(CONFIGS) >= 12
+
+
+VERTEX_CONFIGS: dict[str, Any] = {
+    **CONFIGS,
+    "vertex-only-fields": types.LiveConnectConfig(
+        explicit_vad_signal=True,
+        safety_settings=[
+            types.SafetySetting(
+                category=types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+                threshold=types.HarmBlockThreshold.BLOCK_ONLY_HIGH,
+                method=types.HarmBlockMethod.SEVERITY,
+            )
+        ],
+        session_resumption=types.SessionResumptionConfig(transparent=True),
+        tools=[
+            types.Tool(retrieval=types.Retrieval(vertex_ai_search=types.VertexAISearch(
+                datastore="projects/p/locations/global/collections/c/dataStores/d"
+            ))),
+            {"google_search": {"exclude_domains": ["example.com"]}},
+            types.Tool(enterprise_web_search=types.EnterpriseWebSearch()),
+        ],
+    ),
+    "model-selection-config": types.LiveConnectConfig(
+        generation_config=types.GenerationConfig(
+            model_selection_config=types.ModelSelectionConfig(
+                feature_selection_preference=types.FeatureSelectionPreference.PRIORITIZE_QUALITY
+            )
+        )
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore:Setting `LiveConnectConfig.generation_config`")
+@pytest.mark.parametrize("name", list(VERTEX_CONFIGS))
+async def test_vertex_setup_matches_google_genai(name: str) -> None:
+    config = VERTEX_CONFIGS[name]
+    resource = vertex_model_path(MODEL, PROJECT, LOCATION)
+    try:
+        reference = await sdk_vertex_setup(config)
+    except ValueError as refused:
+        # google-genai refuses a Developer-only field on Vertex AI: so must we.
+        assert "Gemini Developer API" in str(refused)
+        with pytest.raises(InvalidCommand, match="Gemini Developer API"):
+            encode_setup(copy.deepcopy(config), resource, platform=Platform.VERTEX)
+        return
+    ours = encode_setup(copy.deepcopy(config), resource, platform=Platform.VERTEX)
+    json.dumps(ours)
+    assert ours["setup"]["model"] == reference["setup"]["model"]
+    assert ours_normalised(ours) == camelise(reference)
+
+
+async def test_vertex_golden_covers_refusals_and_acceptances() -> None:
+    refused = 0
+    for config in VERTEX_CONFIGS.values():
+        try:
+            await sdk_vertex_setup(config)
+        except ValueError:
+            refused += 1
+    assert 1 <= refused < len(VERTEX_CONFIGS) - 10
 
 
 # --- a few hand-written expectations, so the normaliser is not the only oracle -------------
