@@ -1,4 +1,9 @@
-"""Helpers for the fake-server tests: a bare trio-websocket Live client, and message shapes."""
+"""Helpers for the fake-server tests: a bare trio-websocket Live client, and message shapes.
+
+Most protocol tests speak TEXT, which only the old half-cascade generation writes: :func:`fake`
+therefore runs the server on the "2.5" profile, where the unknown :data:`TEXT_MODEL` answers in
+text. Tests of the current generation pass ``model_profile="3.8"`` (or use :func:`current`).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,15 @@ V1BETA = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerate
 CONSTRAINED = (
     "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
 )
-TEXT_MODEL = "models/gemini-live-2.5-flash-preview"
+#: A name the model table does not know: on profile "2.5" it answers in TEXT.
+TEXT_MODEL = "models/gemini-test-text"
+#: A 2.5 native-audio model of the table (AUDIO only, the older framing).
 AUDIO_MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
+#: The current model.
+CURRENT_MODEL = "models/gemini-3.8-live"
+VERTEX_PATH = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+VERTEX_MODEL = "projects/p/locations/us-central1/publishers/google/models/gemini-3.8-live"
+BEARER = [(b"authorization", b"Bearer test-key")]
 KEY_HEADER = [(b"x-goog-api-key", b"test-key")]
 
 
@@ -39,6 +51,13 @@ def audio_setup(**extra: Any) -> dict[str, Any]:
         "model": AUDIO_MODEL,
         "generationConfig": {"responseModalities": ["AUDIO"]},
     }
+    setup.update(extra)
+    return {"setup": setup}
+
+
+def current_setup(model: str = CURRENT_MODEL, **extra: Any) -> dict[str, Any]:
+    """A setup on the current model (AUDIO, the default) with output transcription."""
+    setup: dict[str, Any] = {"model": model, "outputAudioTranscription": {}}
     setup.update(extra)
     return {"setup": setup}
 
@@ -74,8 +93,8 @@ def audio_chunk(
 
 
 def kind_of(message: Mapping[str, Any]) -> str:
-    """The fake server's kind name for a server message."""
-    key = next(k for k in message if k != "usageMetadata")
+    """The fake server's kind name for a server message (``empty`` for a bare ``{}``)."""
+    key = next((k for k in message if k != "usageMetadata"), "empty")
     if key == "serverContent":
         return f"serverContent.{next(iter(message[key]))}"
     return key
@@ -197,10 +216,29 @@ Predicate = Callable[[], object]
 
 @asynccontextmanager
 async def fake(**options: Any) -> AsyncIterator[FakeServer]:
-    """An in-memory fake server (unless ``listen=True``) that must log no internal error."""
+    """An in-memory fake server (unless ``listen=True``) that must log no internal error;
+    profile "2.5" unless given (see the module docstring)."""
     from liveactors.testing import open_fake_server
 
     options.setdefault("listen", False)
+    options.setdefault("model_profile", "2.5")
     async with open_fake_server(**options) as server:
         yield server
         assert not server.log.errors, server.log.errors[0].detail
+
+
+def current(**options: Any) -> Any:
+    """:func:`fake` on the current generation (profile "3.8")."""
+    options.setdefault("model_profile", "3.8")
+    return fake(**options)
+
+
+def transcript(messages: list[dict[str, Any]]) -> str:
+    """The output transcription of a turn (3.x: it rides in the audio messages)."""
+    return transcript_of(messages)
+
+
+def audio_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``inlineData`` parts of one model message."""
+    parts = message.get("serverContent", {}).get("modelTurn", {}).get("parts", [])
+    return [p["inlineData"] for p in parts if "inlineData" in p]

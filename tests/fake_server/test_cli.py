@@ -12,11 +12,11 @@ import pytest
 import trio
 import trio_websocket
 
-from .conftest import V1BETA, text_setup, user_text
+from .conftest import V1BETA, current_setup, text_setup, user_text
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-async def test_the_command_serves_until_signalled(stop: signal.Signals) -> None:
+@pytest.mark.parametrize(("stop", "profile"), [(signal.SIGTERM, "2.5"), (signal.SIGINT, "3.8")])
+async def test_the_command_serves_until_signalled(stop: signal.Signals, profile: str) -> None:
     command = [
         sys.executable,
         "-m",
@@ -30,6 +30,8 @@ async def test_the_command_serves_until_signalled(stop: signal.Signals) -> None:
         "30",
         "--goaway-before",
         "1",
+        "--model-profile",
+        profile,
     ]
     async with trio.open_nursery() as nursery:
         run = partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
@@ -44,11 +46,17 @@ async def test_the_command_serves_until_signalled(stop: signal.Signals) -> None:
         async with trio_websocket.open_websocket_url(
             url + V1BETA, extra_headers=[(b"x-goog-api-key", b"test-key")]
         ) as ws:
-            await ws.send_message(json.dumps(text_setup()))
+            # Profile 2.5: an unknown model writes TEXT; 3.8: it speaks, with a transcript.
+            setup = text_setup() if profile == "2.5" else current_setup("models/gemini-x")
+            await ws.send_message(json.dumps(setup))
             assert "setupComplete" in json.loads(await ws.get_message())
             await ws.send_message(json.dumps(user_text("hi")))
-            reply = json.loads(await ws.get_message())
-            assert reply["serverContent"]["modelTurn"]["parts"][0]["text"] == "echo #1: hi"
+            content = json.loads(await ws.get_message())["serverContent"]
+            if profile == "2.5":
+                assert content["modelTurn"]["parts"][0]["text"] == "echo #1: hi"
+            else:
+                assert content["outputTranscription"]["text"] == "echo #1: hi"
+                assert "inlineData" in content["modelTurn"]["parts"][0]
         process.send_signal(stop)
         with trio.fail_after(10):
             assert await process.wait() == 0

@@ -8,7 +8,20 @@ import trio_websocket
 
 from liveactors.testing import TEST_AUTH_TOKEN
 
-from .conftest import CONSTRAINED, V1BETA, connect, fake, session_ready, text_setup
+from .conftest import (
+    BEARER,
+    CONSTRAINED,
+    KEY_HEADER,
+    V1BETA,
+    VERTEX_MODEL,
+    VERTEX_PATH,
+    connect,
+    current,
+    current_setup,
+    fake,
+    session_ready,
+    text_setup,
+)
 
 
 @pytest.mark.parametrize(
@@ -139,17 +152,58 @@ async def test_max_connections() -> None:
         assert info.value.status_code == 429
 
 
-async def test_vertex_path_with_bearer_token() -> None:
-    path = "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
-    async with (
-        fake(vertex=True) as server,
-        connect(server, path=path, headers=[(b"authorization", b"Bearer test-key")]) as c,
-    ):
-        await session_ready(c)
+@pytest.mark.parametrize(
+    ("headers", "model"),
+    [
+        (BEARER, VERTEX_MODEL),
+        # Express mode: an API key, and the model without project and location.
+        (KEY_HEADER, "publishers/google/models/gemini-3.8-live"),
+    ],
+)
+async def test_vertex_path_with_bearer_token_or_express_key(
+    headers: list[tuple[bytes, bytes]], model: str
+) -> None:
+    async with current(vertex=True) as server:
+        async with connect(server, path=VERTEX_PATH, headers=headers) as c:
+            await session_ready(c, current_setup(model))
+        record = server.log.last_connection
+        assert (record.vertex, record.model, record.api_version) == (
+            True,
+            "gemini-3.8-live",
+            "v1beta1",
+        )
     async with fake() as server:
         with pytest.raises(trio_websocket.ConnectionRejected):
-            async with connect(server, path=path):
+            async with connect(server, path=VERTEX_PATH):
                 pass
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "reason"),
+    [
+        (
+            VERTEX_PATH,
+            "models/gemini-3.8-live",
+            "Publisher model `models/gemini-3.8-live` was not found or your project does "
+            "not have access to it.",
+        ),
+        (
+            V1BETA,
+            VERTEX_MODEL,
+            f"{VERTEX_MODEL} is not found for API version v1beta, or is not supported for "
+            "bidiGenerateContent",
+        ),
+    ],
+)
+async def test_each_endpoint_wants_its_own_model_spelling(
+    path: str, model: str, reason: str
+) -> None:
+    async with (
+        current(vertex=True) as server,
+        connect(server, path=path, headers=BEARER + KEY_HEADER) as c,
+    ):
+        await c.send(current_setup(model))
+        assert await c.closed() == (1008, reason[:123])
 
 
 async def test_a_client_that_never_finishes_the_handshake_is_dropped(

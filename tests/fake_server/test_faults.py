@@ -308,3 +308,13 @@ async def test_counts_start_when_a_rule_binds_to_an_open_connection() -> None:
         assert kind_of(await client.recv()) == "serverContent.generationComplete"
         assert await client.closed() == (1006, "")
         assert fault.fired == 1
+
+
+async def test_a_rule_can_name_a_top_level_key(autojump_clock: trio.abc.Clock) -> None:
+    async with fake(chunks=3, chunk_delay=1.0) as server:
+        server.faults.drop(after="serverContent", nth=2)  # any content message
+        async with connect(server) as client:
+            await session_ready(client)
+            await client.send(user_text("x"))
+            assert await client.closed() == (1006, "")
+        assert server.log.server_kinds(1) == ["setupComplete"] + ["serverContent.modelTurn"] * 2

@@ -1,4 +1,4 @@
-"""Setup and the close paths around it (live-protocol.md §2, §9, §12.3-4)."""
+"""Setup and the close paths around it."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def test_text_frames_on_request() -> None:
 
 
 async def test_the_sdk_shape_of_setup_is_accepted() -> None:
-    # What google-genai 3.4 literally sends (live-protocol.md §10.1): snake_case inside.
+    # What google-genai 3.4 literally sends: snake_case inside.
     setup = {
         "setup": {
             "model": TEXT_MODEL,
@@ -98,9 +98,9 @@ async def test_the_sdk_shape_of_setup_is_accepted() -> None:
             "or is not supported for bidiGenerateContent",
         ),
         (
-            {"setup": {"model": "gemini-live-2.5-flash-preview"}},
+            {"setup": {"model": "gemini-test-text"}},  # no "models/"
             1008,
-            "gemini-live-2.5-flash-preview is not found for API version v1beta, "
+            "gemini-test-text is not found for API version v1beta, "
             "or is not supported for bidiGenerateContent",
         ),
         (
@@ -128,7 +128,7 @@ async def test_the_sdk_shape_of_setup_is_accepted() -> None:
     ],
 )
 async def test_bad_first_messages(first: object, code: int, reason: str) -> None:
-    async with fake(models=None if code != 1008 else ["gemini-live-2.5-flash-preview"]) as server:
+    async with fake(models=None if code != 1008 else ["gemini-test-text"]) as server:
         async with connect(server) as client:
             await client.send(first if isinstance(first, str) else json.dumps(first))
             assert await client.closed() == (code, reason)
@@ -137,10 +137,16 @@ async def test_bad_first_messages(first: object, code: int, reason: str) -> None
         assert record.session is None
 
 
-async def test_known_models_are_configurable() -> None:
-    async with fake(models=["gemini-live-2.5-flash-preview"]) as server, connect(server) as client:
-        await session_ready(client)
-        assert server.log.last_connection.session == "session-1"
+async def test_served_models_are_configurable() -> None:
+    async with fake(models=["gemini-test-text", "models/gemini-3.8-live"]) as server:
+        async with connect(server) as client:
+            await session_ready(client)
+            assert server.log.last_connection.session == "session-1"
+        async with connect(server) as client:
+            await session_ready(client, {"setup": {"model": "models/gemini-3.8-live"}})
+        async with connect(server) as client:
+            await client.send({"setup": {"model": "models/gemini-3.1-flash-live-preview"}})
+            assert (await client.closed())[0] == 1008
 
 
 async def test_a_second_setup_closes_1007() -> None:

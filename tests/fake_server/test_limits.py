@@ -1,4 +1,4 @@
-"""Limits (§8): connection lifetime with goAway, session time, the context window."""
+"""Limits: connection lifetime with goAway, session time, the context window."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ async def test_client_messages_are_logged_normalised_with_index_kind_and_time(
         await client.send(
             {
                 "setup": {
-                    "model": "models/gemini-live-2.5-flash-preview",
+                    "model": "models/gemini-test-text",
                     "generation_config": {"response_modalities": ["TEXT"]},
                 }
             }
@@ -31,7 +31,7 @@ async def test_client_messages_are_logged_normalised_with_index_kind_and_time(
             (2, "clientContent", "session-1"),
         ]
         assert records[0].body == {
-            "model": "models/gemini-live-2.5-flash-preview",
+            "model": "models/gemini-test-text",
             "generationConfig": {"responseModalities": ["TEXT"]},
         }
         assert records[1].message["realtimeInput"]["audio"]["data"].endswith("=")  # standard base64

@@ -341,7 +341,10 @@ async def test_scripted_errors(step: Any, expected: tuple[int, str]) -> None:
 async def test_a_failing_responder_closes_1011_and_is_logged(bad: Any) -> None:
     from liveactors.testing import open_fake_server
 
-    async with open_fake_server(listen=False, responder=bad) as server, connect(server) as client:
+    async with (
+        open_fake_server(listen=False, model_profile="2.5", responder=bad) as server,
+        connect(server) as client,
+    ):
         await session_ready(client)
         await client.send(user_text("x"))
         assert await client.closed() == (1011, "Internal error encountered.")
@@ -366,3 +369,14 @@ async def test_context_update_changes_tools_and_instructions() -> None:
     assert seen[0].tools == {}
     assert seen[0].config["systemInstruction"]["parts"][0]["text"] == "German"
     assert seen[0].config["model"] == TEXT_MODEL
+
+
+async def test_seeded_user_turns_are_history_not_input() -> None:
+    async with fake() as server, connect(server) as client:
+        await session_ready(
+            client, text_setup(historyConfig={"initialHistoryInClientContent": True})
+        )
+        await client.send(user_text("My name is Ada."))  # the seed ends: no model call
+        await client.send(user_text("one"))
+        assert text_of(await client.turn()) == "echo #1: one"
+        assert server.log.answer_counts() == {"one": 1}

@@ -1,4 +1,4 @@
-"""Message orderings of §6: barge-in, tool calls, cancellations, NON_BLOCKING scheduling."""
+"""Message orderings: barge-in, tool calls, cancellations, NON_BLOCKING scheduling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session resumption (§7): handles, snapshots, refusals, "once" mode, transparent mode."""
+"""Session resumption: handles, snapshots, refusals, "once" mode, transparent mode."""
 
 from __future__ import annotations
 
@@ -348,3 +348,10 @@ async def test_transparent_indexes_restart_on_every_connection() -> None:
             assert (await b.recv())["sessionResumptionUpdate"][
                 "lastConsumedClientMessageIndex"
             ] == "3"
+
+
+async def test_a_null_handle_is_refused_as_session_not_found() -> None:
+    # Observed on the 3.x models: omit the key for a new session, never send null.
+    async with fake() as server, connect(server) as client:
+        await client.send(text_setup(sessionResumption={"handle": None}))
+        assert await client.closed() == (1008, "BidiGenerateContent session not found")

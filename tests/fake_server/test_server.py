@@ -19,7 +19,7 @@ async def test_leaving_the_block_ends_every_connection_and_task(
     results: list[tuple[int, str]] = []
     async with trio.open_nursery() as nursery:
         async with open_fake_server(
-            listen=False, responder=lambda ctx: ["a", Pause(1e6)]
+            listen=False, model_profile="2.5", responder=lambda ctx: ["a", Pause(1e6)]
         ) as server:
             server.faults.stall(kind="turnComplete", connection="all")
 
@@ -56,9 +56,24 @@ async def _one_turn(backend: GeminiBackend) -> str:
 
 async def test_backend_in_memory(autojump_clock: trio.abc.Clock) -> None:
     async with fake() as server:
-        backend = server.backend(model="gemini-live-2.5-flash-preview")
-        assert backend.base_url == server.url
+        backend = server.backend(model="gemini-test-text")
+        assert (backend.base_url, backend.model) == (server.url, "gemini-test-text")
         assert await _one_turn(backend) == "echo #1: via liveactors"
+
+
+@pytest.mark.parametrize(
+    ("profile", "model"),
+    [
+        ("3.8", "gemini-3.8-live"),
+        ("3.1", "gemini-3.1-flash-live-preview"),
+        ("2.5", "gemini-2.5-flash-native-audio-preview-12-2025"),
+    ],
+)
+async def test_the_backend_defaults_to_the_profile_model(profile: str, model: str) -> None:
+    async with open_fake_server(listen=False, model_profile=profile) as server:
+        assert server.model == server.backend().model == model
+    async with open_fake_server(listen=False) as server:
+        assert server.backend().model == "gemini-3.8-live"
 
 
 async def test_backend_over_tcp_and_tls() -> None:
@@ -99,3 +114,44 @@ def test_unknown_options_are_refused() -> None:
 async def _open_with(options: dict[str, object]) -> None:
     async with open_fake_server(listen=False, **options):
         pass
+
+
+async def test_a_library_conversation_on_the_current_model(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """What liveactors asks by default on gemini-3.8-live is answered with audio and its
+    transcript (the text of ``ask``)."""
+    import liveactors
+
+    async with open_fake_server(listen=False) as server:
+        async with liveactors.open_orchestrator(server.backend()) as orch:
+            conv = await orch.spawn({"output_audio_transcription": {}}, name="c")
+            reply = await conv.ask("Hello")
+            assert reply.text == "echo #1: Hello" and reply.audio
+            await conv.stop()
+        setup = server.log.client_messages(1, kind="setup")[0].body
+        assert setup["model"] == "models/gemini-3.8-live"
+
+
+@pytest.mark.parametrize("express", [False, True])
+async def test_a_library_conversation_on_vertex(
+    autojump_clock: trio.abc.Clock, express: bool
+) -> None:
+    import liveactors
+
+    async with open_fake_server(listen=False, vertex=True) as server:
+        backend = server.vertex_backend(api_key="test-key" if express else None)
+        async with liveactors.open_orchestrator(backend) as orch:
+            conv = await orch.spawn({"output_audio_transcription": {}}, name="c")
+            assert (await conv.ask("Hello")).text == "echo #1: Hello"
+            await conv.stop()
+        record = server.log.connection(1)
+        assert (record.vertex, record.model) == (True, "gemini-3.8-live")
+        model = server.log.client_messages(1, kind="setup")[0].body["model"]
+        expected = "publishers/google/models/gemini-3.8-live"
+        assert model == (
+            expected if express else f"projects/test-project/locations/us-central1/{expected}"
+        )
+    async with open_fake_server(listen=False) as server:
+        with pytest.raises(ValueError, match="vertex=True"):
+            server.vertex_backend()

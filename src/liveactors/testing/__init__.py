@@ -3,14 +3,15 @@
 ::
 
     async with open_fake_server(listen=False) as server:          # in-memory only
-        backend = server.backend(model="gemini-live-2.5-flash-preview")
+        backend = server.backend()                                 # gemini-3.8-live
         ...
         assert server.log.answer_counts() == {"Hello": 1}
 
 It speaks the ``BidiGenerateContent`` WebSocket protocol as the real service does (see
-``docs/fake-server.md``), answers with a scriptable deterministic model (``echo #n: ...`` by
-default), keeps resumable sessions, enforces the service's limits, logs everything, and
-misbehaves on request through ``server.faults``.
+``docs/fake-server.md``), plays the current model generation (``model_profile="3.8"``; known
+models as the library's model table says, older generations on request), answers with a
+scriptable deterministic model (``echo #n: ...`` by default), keeps resumable sessions, enforces
+the service's limits, logs everything, and misbehaves on request through ``server.faults``.
 """
 
 from ._faults import Fault, Faults
@@ -27,11 +28,12 @@ from ._model import (
     SendPart,
     Step,
     TurnContext,
+    WaitForInput,
     echo_responder,
 )
 from ._options import TEST_API_KEY, TEST_AUTH_TOKEN, ServerOptions
 from ._resumption import Session
-from ._server import FakeServer, open_fake_server
+from ._server import FakeServer, StaticToken, open_fake_server
 from ._state import SessionState
 
 __all__ = [
@@ -57,9 +59,11 @@ __all__ = [
     "ServerOptions",
     "Session",
     "SessionState",
+    "StaticToken",
     "Step",
     "TurnContext",
     "TurnRecord",
+    "WaitForInput",
     "echo_responder",
     "open_fake_server",
 ]

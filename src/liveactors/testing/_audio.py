@@ -20,6 +20,7 @@ from array import array
 from typing import Final
 
 from ._frames import Frame
+from ._wire import json_string
 
 __all__ = [
     "INPUT_RATE",
@@ -27,6 +28,7 @@ __all__ = [
     "OUTPUT_RATE",
     "audio_frame",
     "audio_label",
+    "audio_message",
     "loudest_sample",
     "rate_of",
     "tone",
@@ -40,6 +42,7 @@ _AMPLITUDE: Final = 3000
 
 _RATE = re.compile(r"rate=(\d+)")
 _frames: dict[int, Frame] = {}
+_parts: dict[tuple[int, int], bytes] = {}
 
 
 def tone(samples: int) -> bytes:
@@ -64,6 +67,31 @@ def audio_frame(seconds: float) -> Frame:
         frame = ("serverContent.modelTurn", body.encode("ascii"))
         _frames[samples] = frame
     return frame
+
+
+def audio_message(seconds: float, parts: int, transcript: str | None) -> Frame:
+    """One ``serverContent`` the way the current models send speech: ``parts`` audio parts of
+    about ``seconds`` each in one ``modelTurn``, and the transcript of that speech in the same
+    message (https://ai.google.dev/gemini-api/docs/models/gemini-3.1-flash-live-preview: "a
+    single server event can contain multiple content parts simultaneously")."""
+    samples = max(_PERIOD, round(seconds * OUTPUT_RATE / _PERIOD) * _PERIOD)
+    body = _parts.get((samples, parts))
+    if body is None:
+        data = base64.b64encode(tone(samples)).decode("ascii")
+        part = f'{{"inlineData":{{"mimeType":"{OUTPUT_MIME}","data":"{data}"}}}}'
+        body = (
+            '{"serverContent":{"modelTurn":{"role":"model","parts":['
+            + ",".join([part] * parts)
+            + "]}"
+        ).encode("ascii")
+        _parts[(samples, parts)] = body
+    if transcript is None:
+        if parts == 1:
+            return audio_frame(seconds)
+        return "serverContent.modelTurn", body + b"}}"
+    return "serverContent.modelTurn", (
+        body + b',"outputTranscription":{"text":' + json_string(transcript) + b"}}}"
+    )
 
 
 def frame_seconds(seconds: float) -> float:

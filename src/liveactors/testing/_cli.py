@@ -64,7 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when resumption handles are issued",
     )
     parser.add_argument("--text-frames", action="store_true", help="send text frames, not binary")
-    parser.add_argument("--vertex", action="store_true", help="Vertex transparent resumption")
+    parser.add_argument(
+        "--vertex",
+        action="store_true",
+        help="Vertex AI mode: the LlmBidiService path, transparent resumption",
+    )
+    parser.add_argument(
+        "--model-profile",
+        choices=("3.8", "3.1", "2.5"),
+        default="3.8",
+        help="how model names the library does not know behave (default 3.8: "
+        "gemini-3.8-live; 2.5: the old half-cascade models, TEXT allowed)",
+    )
+    parser.add_argument("--pace-audio", action="store_true", help="stream audio at ~3.3x real time")
+    parser.add_argument(
+        "--max-sessions", type=int, metavar="N", help="refuse sessions beyond N (1011)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +105,9 @@ async def _serve(args: argparse.Namespace) -> int:
         "handle_mode": args.handle_mode,
         "frame_type": "text" if args.text_frames else "binary",
         "vertex": args.vertex,
+        "model_profile": args.model_profile,
+        "pace_audio": args.pace_audio,
+        "max_sessions": args.max_sessions,
     }
     if args.any_key:
         options["api_keys"] = None

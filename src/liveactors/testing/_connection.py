@@ -50,6 +50,7 @@ class ConnectionBase:
         "_auth_error",
         "_binary",
         "_early",
+        "_empty_every",
         "_nursery",
         "_scope",
         "_send_lock",
@@ -87,6 +88,8 @@ class ConnectionBase:
         self.opened_at = record.opened_at
         self._auth_error = auth_error
         self._binary = self.options.frame_type == "binary"
+        #: ``empty_frames``: a bare ``{}`` after every n-th server message.
+        self._empty_every = self.options.empty_frames or 0
         self.session: Session | None = None
         self.closing = False
         #: Index of the last client message processed (setup = 0).
@@ -245,6 +248,10 @@ class ConnectionBase:
                 self._write_done.set()
             if sent and on_sent is not None:
                 on_sent()
+            every = self._empty_every
+            if sent and every and self.server_count % (every + 1) == every:
+                # Counted with the {} frames themselves: one after every n messages.
+                await self._transmit(frames.EMPTY)
             if sent and faults.active:
                 with trio.CancelScope(shield=True):
                     for action in faults.after_send(frame[0], self.server_count):

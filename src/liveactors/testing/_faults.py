@@ -23,6 +23,9 @@ open one, so "the 2nd turnComplete from now" is ``before="turnComplete", nth=2``
   the message is never sent;
 * ``at=t`` (trio time) or ``after_seconds=s`` (since the connection opened).
 
+:meth:`Faults.exceed_quota` is ``close`` with the service's over-quota close (1011 "You exceeded
+your current quota, please check your plan and billing details.").
+
 Besides: :meth:`Faults.delay` and :meth:`Faults.stall` hold back server messages,
 :meth:`Faults.refuse_upgrades` answers upgrades with an HTTP status (429 by default) and
 :meth:`Faults.reject_handles` refuses resumptions with 1008 "session not found".
@@ -39,7 +42,7 @@ import attrs
 import trio
 
 from ._frames import kind_matches
-from ._wire import DEADLINE_REASON, INTERNAL_REASON, SESSION_NOT_FOUND
+from ._wire import DEADLINE_REASON, INTERNAL_REASON, QUOTA_REASON, SESSION_NOT_FOUND
 
 __all__ = [
     "Close",
@@ -458,6 +461,33 @@ class Faults:
             f"close {code}",
             Close(code, reason),
             connection,
+            after_client_messages=after_client_messages,
+            after_server_messages=after_server_messages,
+            before=before,
+            after=after,
+            nth=nth,
+            at=at,
+            after_seconds=after_seconds,
+        )
+
+    def exceed_quota(
+        self,
+        *,
+        connection: Target = "next",
+        after_client_messages: int | None = None,
+        after_server_messages: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        nth: int = 1,
+        at: float | None = None,
+        after_seconds: float | None = None,
+    ) -> Fault:
+        """Close the connection as over quota (1011 "You exceeded your current quota, ...")
+        when the condition holds; with ``before="setupComplete"`` the setup is refused."""
+        return self.close(
+            1011,
+            QUOTA_REASON,
+            connection=connection,
             after_client_messages=after_client_messages,
             after_server_messages=after_server_messages,
             before=before,

@@ -16,13 +16,16 @@ from typing import Any, Final
 from ._wire import dumps, format_duration, json_string
 
 __all__ = [
+    "EMPTY",
     "GENERATION_COMPLETE",
     "INTERRUPTED",
     "KINDS",
     "NOT_RESUMABLE",
+    "OPTIONAL_KINDS",
     "Frame",
     "go_away",
     "input_transcription",
+    "interim_input_transcription",
     "kind_matches",
     "model_part",
     "output_transcription",
@@ -33,6 +36,8 @@ __all__ = [
     "tool_call",
     "tool_call_cancellation",
     "turn_complete",
+    "vertex_usage",
+    "voice_activity",
 ]
 
 Frame = tuple[str, bytes]
@@ -52,10 +57,16 @@ KINDS: Final = (
     "goAway",
 )
 
+#: Kinds only some options or models produce: ``voiceActivity`` (``voice_activity=True``),
+#: ``serverContent.interimInputTranscription`` (the transcription model), ``empty`` (a bare
+#: ``{}``, ``empty_frames=n``).
+OPTIONAL_KINDS: Final = ("voiceActivity", "serverContent.interimInputTranscription", "empty")
+
 
 def kind_matches(kind: str, wanted: str) -> bool:
-    """Whether ``kind`` is ``wanted``, given in full or as its last part (``turnComplete``)."""
-    return kind == wanted or kind.endswith("." + wanted)
+    """Whether ``kind`` is ``wanted``: given in full, as its last part (``turnComplete``), or as
+    its top-level key (``serverContent`` matches every ``serverContent.*``)."""
+    return kind == wanted or kind.endswith("." + wanted) or kind.startswith(wanted + ".")
 
 
 GENERATION_COMPLETE: Final[Frame] = (
@@ -64,6 +75,8 @@ GENERATION_COMPLETE: Final[Frame] = (
 )
 INTERRUPTED: Final[Frame] = ("serverContent.interrupted", b'{"serverContent":{"interrupted":true}}')
 NOT_RESUMABLE: Final[Frame] = ("sessionResumptionUpdate", b'{"sessionResumptionUpdate":{}}')
+#: A bare ``{}`` frame: the current service sends some now and then (a client must skip them).
+EMPTY: Final[Frame] = ("empty", b"{}")
 
 _TEXT_HEAD: Final = b'{"serverContent":{"modelTurn":{"role":"model","parts":[{"text":'
 _TEXT_TAIL: Final = b"}]}}}"
@@ -99,13 +112,46 @@ def input_transcription(text: str) -> Frame:
     return "serverContent.inputTranscription", _IN_HEAD + json_string(text) + _TRANSCRIPTION_TAIL
 
 
-def turn_complete(usage: Mapping[str, Any] | None) -> Frame:
-    """The last message of a turn; ``usageMetadata`` rides on the same frame."""
+def turn_complete(usage: Mapping[str, Any] | None, extra: Mapping[str, Any] | None = None) -> Frame:
+    """The last message of a turn; ``usageMetadata`` rides on the same frame. ``extra`` adds
+    ``serverContent`` fields (``interactionStatus``, ``turnCompleteReason``,
+    ``waitingForInput``)."""
+    if extra:
+        message: dict[str, Any] = {"serverContent": {"turnComplete": True, **extra}}
+        if usage:
+            message["usageMetadata"] = dict(usage)
+        return "serverContent.turnComplete", dumps(message)
     if not usage:
         return "serverContent.turnComplete", b'{"serverContent":{"turnComplete":true}}'
     return "serverContent.turnComplete", (
         b'{"serverContent":{"turnComplete":true},"usageMetadata":' + dumps(usage) + b"}"
     )
+
+
+#: Developer API ``usageMetadata`` names and their Vertex AI spelling.
+_VERTEX_USAGE: Final = {
+    "responseTokenCount": "candidatesTokenCount",
+    "responseTokensDetails": "candidatesTokensDetails",
+}
+
+
+def vertex_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """``usage`` as Vertex AI names it (``candidatesTokenCount`` for ``responseTokenCount``;
+    google-genai ``_live_converters._UsageMetadata_from_vertex`` renames it back)."""
+    return {_VERTEX_USAGE.get(key, key): value for key, value in usage.items()}
+
+
+def interim_input_transcription(text: str) -> Frame:
+    """A low-latency transcript of the user's speech so far (the transcription model)."""
+    return "serverContent.interimInputTranscription", dumps(
+        {"serverContent": {"interimInputTranscription": {"text": text}}}
+    )
+
+
+def voice_activity(kind: str, audio_offset: float) -> Frame:
+    """``voiceActivity{type, audioOffset}``: the server VAD saw speech start or end."""
+    body = {"voiceActivity": {"type": kind, "audioOffset": format_duration(audio_offset)}}
+    return "voiceActivity", dumps(body)
 
 
 def tool_call(calls: Sequence[Mapping[str, Any]]) -> Frame:

@@ -11,9 +11,10 @@
   can check that every user input was answered exactly once.
 * :class:`Note` — everything else worth knowing: ignored tool responses, compressions, errors.
 
-Query helpers filter by connection, session and kind (a kind matches in full or by its last part:
-``"turnComplete"`` matches ``"serverContent.turnComplete"``). :meth:`ServerLog.wait_for` waits
-until a condition on the log holds.
+Query helpers filter by connection, session and kind (a kind matches in full, by its last part —
+``"turnComplete"`` matches ``"serverContent.turnComplete"`` — or by its top-level key:
+``"serverContent"`` matches every content message). :meth:`ServerLog.wait_for` waits until a
+condition on the log holds.
 """
 
 from __future__ import annotations
@@ -88,7 +89,11 @@ class ConnectionRecord:
     api_version: str
     method: str
     opened_at: float
+    #: Came in on the Vertex AI path (``LlmBidiService``).
+    vertex: bool = False
     session: str | None = None
+    #: The bare model name of the setup (once setup succeeded).
+    model: str | None = None
     #: The handle the client resumed with, if any.
     resumed_from: str | None = None
     setup_at: float | None = None

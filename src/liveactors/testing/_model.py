@@ -13,6 +13,8 @@ and ``turnComplete``. Steps:
   the call are dropped). NON_BLOCKING calls let the turn go on.
 * :class:`Pause` — wait (inside the turn, so barge-in can interrupt it).
 * :class:`SendPart`, :class:`SendMessage` — any model part or any raw server message.
+* :class:`WaitForInput` — end the turn as waiting for the user to go on (``waitingForInput``,
+  ``turnCompleteReason``).
 * :class:`CloseConnection`, :class:`DropConnection` — scripted errors.
 
 The default, :func:`echo_responder`, answers ``f"echo #{n}: {user_text}"``, where ``n`` is the
@@ -40,6 +42,7 @@ __all__ = [
     "SendPart",
     "Step",
     "TurnContext",
+    "WaitForInput",
     "coerce_reply",
     "echo_responder",
     "split_text",
@@ -61,7 +64,7 @@ class TurnContext:
     user_text: str
     #: Why the turn started: "clientContent", "realtimeInput.text", "audio", "toolResponse".
     trigger: str
-    #: "TEXT" or "AUDIO".
+    #: "TEXT", "AUDIO" or "VIDEO" (a live avatar).
     modality: str
     #: The conversation so far as ``Content`` dicts (camelCase), oldest first.
     history: tuple[Mapping[str, Any], ...]
@@ -111,6 +114,14 @@ class SendMessage:
 
 
 @attrs.frozen
+class WaitForInput:
+    """End the turn here, waiting for the user to go on: ``turnComplete`` carries
+    ``waitingForInput: true`` and ``turnCompleteReason`` (steps after it are dropped)."""
+
+    reason: str = "NEED_MORE_INPUT"
+
+
+@attrs.frozen
 class CloseConnection:
     """Close the connection with this code and reason, mid-turn."""
 
@@ -123,11 +134,29 @@ class DropConnection:
     """Drop the connection without a close frame, mid-turn."""
 
 
-Step: TypeAlias = Say | CallTool | Pause | SendPart | SendMessage | CloseConnection | DropConnection
+Step: TypeAlias = (
+    Say
+    | CallTool
+    | Pause
+    | SendPart
+    | SendMessage
+    | WaitForInput
+    | CloseConnection
+    | DropConnection
+)
 Reply: TypeAlias = str | Step | Sequence[str | Step] | None
 Responder: TypeAlias = Callable[[TurnContext], Reply | Awaitable[Reply]]
 
-_STEP_TYPES = (Say, CallTool, Pause, SendPart, SendMessage, CloseConnection, DropConnection)
+_STEP_TYPES = (
+    Say,
+    CallTool,
+    Pause,
+    SendPart,
+    SendMessage,
+    WaitForInput,
+    CloseConnection,
+    DropConnection,
+)
 
 
 def coerce_reply(reply: object) -> list[Step]:

@@ -1,10 +1,14 @@
 """Every knob of the fake server, with defaults that mimic the real service.
 
 ``open_fake_server(**options)`` builds one :class:`ServerOptions`; unknown option names are a
-``TypeError``. Protocol durations (connection lifetime, GoAway lead, session limits, handle
-validity) are given in real-service seconds and multiplied by ``time_scale``, so a test can keep
-realistic numbers and run them a hundred times faster. Explicit pacing knobs (``chunk_delay``,
-``response_latency``, ``silence_gap``, ``setup_latency``) are taken as given.
+``TypeError``. Protocol durations (connection lifetime, GoAway lead, the early GoAway, session
+limits, handle validity) are given in real-service seconds and multiplied by ``time_scale``, so a
+test can keep realistic numbers and run them a hundred times faster. Explicit pacing knobs
+(``chunk_delay``, ``response_latency``, ``silence_gap``, ``setup_latency``, ``barge_in_delay``,
+``reissue_delay``) are taken as given.
+
+Options that default to ``None`` follow the model the session runs on (its generation, see
+``_profiles``); a bool or a number forces the behaviour on every model.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import Any, Final, Literal
 import attrs
 
 from ._model import Responder
-from ._wire import DEADLINE_REASON
 
 __all__ = ["TEST_API_KEY", "TEST_AUTH_TOKEN", "ServerOptions"]
 
@@ -42,6 +45,17 @@ def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
 def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name} must be >= 0, not {value!r}")
+
+
+def _delay_range(_: object, attribute: attrs.Attribute[Any], value: tuple[float, float]) -> None:
+    low, high = value
+    if not 0 <= low <= high:
+        raise ValueError(f"{attribute.name} must be (low, high) with 0 <= low <= high")
+
+
+def _early_goaway(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (value[0] >= 0 and value[1] >= 0):
+        raise ValueError(f"{attribute.name} must be (at, time_left), both >= 0")
 
 
 def _optional_positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -83,9 +97,16 @@ class ServerOptions:
     )
 
     # -- models and setup ------------------------------------------------------------------
-    #: Known model names (with or without ``models/``); None accepts any ``models/...`` name.
+    #: How a model name the library's model table does not know behaves: "3.8" like
+    #: gemini-3.8-live, "3.1" like gemini-3.1-flash-live-preview, "2.5" the old half-cascade
+    #: models (TEXT or AUDIO). Names in the table behave as their entry says; shut-down ones
+    #: are refused (1008). Also ``FakeServer.backend()``'s default model.
+    model_profile: Literal["3.8", "3.1", "2.5"] = attrs.field(
+        default="3.8", validator=attrs.validators.in_(("3.8", "3.1", "2.5"))
+    )
+    #: Served model names (bare or with ``models/``); None serves every name.
     models: frozenset[str] | None = attrs.field(default=None, converter=_keys)
-    #: Refuse TEXT modality (1007) on models whose name contains ``native-audio``.
+    #: Profile "2.5": refuse TEXT modality (1007) on names that contain ``native-audio``.
     native_audio_refuses_text: bool = True
     #: Seconds between receiving ``setup`` and sending ``setupComplete``.
     setup_latency: float = attrs.field(default=0.0, validator=_not_negative)
@@ -116,18 +137,64 @@ class ServerOptions:
     silence_gap: float = attrs.field(default=0.5, validator=_positive)
     #: Automatic VAD: a chunk with a sample at least this loud (absolute 16-bit value) is speech.
     vad_threshold: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    #: Pace AUDIO (and avatar VIDEO) output: each chunk waits for the previous one to play at
+    #: ``audio_speed`` times real time (gemini-3.8-live streams at about 3.3x).
+    pace_audio: bool = False
+    audio_speed: float = attrs.field(default=3.3, validator=_positive)
+
+    # -- how the current generation behaves (None: as the session's model does) ------------
+    #: Audio ``inlineData`` parts per ``serverContent`` (3.8: 3, else 1).
+    audio_parts: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
+    #: The output transcription rides in the same message as the audio (3.x: yes).
+    transcript_with_audio: bool | None = None
+    #: Polite barge-in (3.8: yes): speech interrupts ``barge_in_delay`` seconds after it
+    #: starts, and no new model turn starts while the user speaks.
+    polite_barge_in: bool | None = None
+    barge_in_delay: float = attrs.field(default=0.64, validator=_not_negative)
+    #: New input while a BLOCKING call waits drops the call silently (no
+    #: ``toolCallCancellation``) and re-issues it under a new id ``reissue_delay`` seconds
+    #: later (3.8: yes).
+    reissue_blocking_calls: bool | None = None
+    reissue_delay: tuple[float, float] = attrs.field(default=(2.6, 3.6), validator=_delay_range)
+    #: ``interactionStatus`` (IDLE / IN_PROGRESS) on every ``turnComplete`` (None: on models
+    #: whose ``turnComplete`` does not mean idle, gemini-3.8-live-extended-thinking).
+    interaction_status: bool | None = None
+    #: Refuse ``clientContent`` (1007) once a model turn ran on the connection (None: on
+    #: gemini-3.1-flash-live-preview, as observed; 3.8 accepts it throughout).
+    refuse_late_client_content: bool | None = None
+    #: ``voiceActivity{type, audioOffset}`` when the server VAD sees speech start and end.
+    voice_activity: bool = False
+    #: A bare ``{}`` frame after every n-th server message (None: never).
+    empty_frames: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(1))
+    )
+    #: A resumable ``sessionResumptionUpdate`` right after ``setupComplete`` even when the setup
+    #: has no ``sessionResumption`` (resuming with it works).
+    unsolicited_resumption: bool = False
+    #: ``(at, time_left)``: ``goAway{timeLeft: time_left}`` ``at`` seconds into every connection,
+    #: the connection then closing at the deadline (*scaled*). E.g. ``(1.0, 300.0)``.
+    early_goaway: tuple[float, float] | None = attrs.field(default=None, validator=_early_goaway)
+    #: Resuming forgets the history a client prefilled with ``clientContent`` (turns sent
+    #: without ``turnComplete: true``, or as initial history), as seen on gemini-3.8-live
+    #: (None: as the model's table entry says, ``resume_keeps_seed``).
+    resume_loses_prefill: bool | None = None
 
     # -- limits (real-service seconds, multiplied by time_scale) ---------------------------
     #: Connection lifetime; None: unlimited.
     connection_lifetime: float | None = attrs.field(default=600.0, validator=_optional_positive)
     #: ``goAway`` this long before the lifetime ends (0: no goAway).
     goaway_before: float = attrs.field(default=10.0, validator=_not_negative)
-    #: Close code and reason when the lifetime ends (Vertex-like: ``(1000, "")``).
-    lifetime_close: tuple[int, str] = (1011, DEADLINE_REASON)
+    #: Close code and reason when the lifetime ends; None: the endpoint's (Developer API: 1011
+    #: "Deadline expired before operation could complete."; Vertex AI: 1000 "The operation was
+    #: cancelled.").
+    lifetime_close: tuple[int, str] | None = None
     #: Session time limits without ``contextWindowCompression`` (None: unlimited).
     audio_session_limit: float | None = attrs.field(default=900.0, validator=_optional_positive)
     video_session_limit: float | None = attrs.field(default=120.0, validator=_optional_positive)
-    #: Context window in tokens; None: 131072 for native-audio models, 32768 otherwise.
+    #: Context window in tokens; None: 131072 for native-audio models (every model of the
+    #: table), 32768 for profile-"2.5" names without ``native-audio``.
     context_window: int | None = None
 
     # -- resumption ------------------------------------------------------------------------
@@ -141,11 +208,23 @@ class ServerOptions:
     handle_validity: float = attrs.field(default=7200.0, validator=_positive)
     #: Refuse (1011) a resume while the session's previous connection is still open.
     resume_while_open_fails: bool = True
-    #: Vertex semantics: ``transparent`` resumption with ``lastConsumedClientMessageIndex``.
+    #: Vertex AI mode: also serve the ``LlmBidiService`` path (Bearer token, or an API key in
+    #: express mode), accept ``transparent`` resumption (``lastConsumedClientMessageIndex``) and
+    #: the other Vertex-only fields.
     vertex: bool = False
 
     #: Multiplies every protocol duration above (0.01: ten-minute connections last 6 s).
     time_scale: float = attrs.field(default=1.0, validator=_positive)
+
+    # -- quota ---------------------------------------------------------------------------------
+    #: Concurrent sessions allowed; beyond it a setup is closed 1011 "Resource has been
+    #: exhausted (e.g. check quota)." ("close") or the upgrade refused with HTTP 429 ("http").
+    max_sessions: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
+    )
+    max_sessions_refusal: Literal["close", "http"] = attrs.field(
+        default="close", validator=attrs.validators.in_(("close", "http"))
+    )
 
     # -- robustness ------------------------------------------------------------------------
     #: Refuse upgrades with HTTP 429 beyond this many open connections.

@@ -18,7 +18,14 @@ import json
 import math
 from typing import Any, Final
 
-from ._wire import INVALID_ARGUMENT, ProtocolViolation, b64_standard, camel, snake
+from ._wire import (
+    INVALID_ARGUMENT,
+    SESSION_NOT_FOUND,
+    ProtocolViolation,
+    b64_standard,
+    camel,
+    snake,
+)
 
 __all__ = ["ENVELOPE_KINDS", "normalise"]
 
@@ -78,7 +85,7 @@ _TYPES: Final[dict[str, dict[str, str]]] = {
         "enableAffectiveDialog": BOOL,
         "translationConfig": "TranslationConfig",
         "audioTranscriptionConfig": LENIENT,
-        # GenerationConfig fields the Live API does not support (live-protocol.md §3.1).
+        # GenerationConfig fields the Live API does not support (ai.google.dev/api/live).
         "responseLogprobs": UNSUPPORTED,
         "responseMimeType": UNSUPPORTED,
         "logprobs": UNSUPPORTED,
@@ -305,6 +312,9 @@ def _message(value: Any, type_name: str, path: _Path, vertex: bool) -> dict[str,
         if kind is None:
             raise _unknown(key, path)
         if item is None:
+            if type_name == "SessionResumptionConfig" and name == "handle":
+                # Observed: ``{"handle": null}`` is refused as an unknown session (omit it).
+                raise ProtocolViolation(1008, SESSION_NOT_FOUND)
             continue  # proto3 JSON: null means "not set"
         field_path = (path, snake(name))
         if isinstance(item, list) and kind not in (STRUCT, LENIENT):

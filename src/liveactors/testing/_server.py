@@ -26,15 +26,17 @@ import trio_websocket
 from .._backend import GeminiBackend
 from .._groups import sole_exception
 from .._transport import ConnectRequest, MemoryTransport
+from .._vertex import VertexBackend
 from ._faults import Faults
 from ._log import ConnectionRecord, ServerLog
 from ._options import TEST_API_KEY, ServerOptions
+from ._profiles import PROFILE_MODELS
 from ._resumption import Session
 from ._session import Connection
 from ._shared import ServerCore
 from ._upgrade import HttpRefusal, inspect_upgrade
 
-__all__ = ["FakeServer", "open_fake_server"]
+__all__ = ["FakeServer", "StaticToken", "open_fake_server"]
 
 #: The base URL of a server without a listener (in-memory connections only).
 MEMORY_URL = "ws://fake-live-server.invalid"
@@ -43,8 +45,24 @@ TOO_MANY_SESSIONS = (
     b'{"error":{"code":429,"message":"Too many concurrent sessions.",'
     b'"status":"RESOURCE_EXHAUSTED"}}'
 )
+RESOURCE_EXHAUSTED = (
+    b'{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).",'
+    b'"status":"RESOURCE_EXHAUSTED"}}'
+)
 
 log = logging.getLogger("liveactors.testing")
+
+
+class StaticToken:
+    """Credentials for :meth:`FakeServer.vertex_backend`: one fixed access token that never
+    expires (any google-auth credentials object would do; this one needs no network)."""
+
+    def __init__(self, token: str) -> None:
+        self.token: str | None = token
+        self.quota_project_id: str | None = None
+
+    def refresh(self, request: Any, /) -> None:
+        """Nothing to refresh: the token never expires."""
 
 
 class FakeServer:
@@ -75,6 +93,11 @@ class FakeServer:
     @property
     def options(self) -> ServerOptions:
         return self._core.options
+
+    @property
+    def model(self) -> str:
+        """The model of the server's ``model_profile`` (what :meth:`backend` uses by default)."""
+        return PROFILE_MODELS[self._core.options.model_profile]
 
     @property
     def log(self) -> ServerLog:
@@ -123,15 +146,15 @@ class FakeServer:
     ) -> GeminiBackend:
         """A :class:`~liveactors.GeminiBackend` pointed at this server.
 
-        ``api_key`` defaults to an accepted test key; ``memory`` (default: True when the server
-        has no listener) connects through :meth:`dial` instead of TCP. Other keywords go to
-        ``GeminiBackend``.
+        ``api_key`` defaults to an accepted test key; ``model`` to the model of the server's
+        ``model_profile`` (``gemini-3.8-live`` by default); ``memory`` (default: True when the
+        server has no listener) connects through :meth:`dial` instead of TCP. Other keywords go
+        to ``GeminiBackend``.
         """
         if api_key is None:
             keys = self.options.api_keys
             api_key = min(keys) if keys else TEST_API_KEY
-        if model is not None:
-            kwargs["model"] = model
+        kwargs["model"] = model if model is not None else self.model
         if memory is None:
             memory = self.port is None
         if memory:
@@ -139,6 +162,40 @@ class FakeServer:
         elif self.client_ssl_context is not None:
             kwargs.setdefault("ssl_context", self.client_ssl_context)
         return GeminiBackend(api_key=api_key, base_url=self.url, **kwargs)
+
+    def vertex_backend(
+        self,
+        project: str | None = "test-project",
+        location: str = "us-central1",
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        memory: bool | None = None,
+        **kwargs: Any,
+    ) -> VertexBackend:
+        """A :class:`~liveactors.VertexBackend` pointed at this server (``vertex=True``).
+
+        By default it authenticates with an OAuth token the server accepts (a
+        :class:`StaticToken`); ``api_key=...`` is express mode instead (no project). ``model``,
+        ``memory`` and other keywords as for :meth:`backend`.
+        """
+        if not self.options.vertex:
+            raise ValueError("vertex_backend() needs open_fake_server(vertex=True)")
+        keys = self.options.api_keys
+        accepted = min(keys) if keys else TEST_API_KEY
+        if api_key is None:
+            kwargs.setdefault("credentials", StaticToken(accepted))
+            kwargs["project"] = project
+        else:
+            kwargs["api_key"] = api_key
+        kwargs["model"] = model if model is not None else self.model
+        if memory is None:
+            memory = self.port is None
+        if memory:
+            kwargs.setdefault("transport", MemoryTransport(self.dial))
+        elif self.client_ssl_context is not None:
+            kwargs.setdefault("ssl_context", self.client_ssl_context)
+        return VertexBackend(location=location, base_url=self.url, **kwargs)
 
 
 @asynccontextmanager
@@ -267,6 +324,12 @@ async def _upgrade_and_serve(
             decision = HttpRefusal(*refusal)
         elif options.max_connections is not None and len(core.open) >= options.max_connections:
             decision = HttpRefusal(429, TOO_MANY_SESSIONS)
+        elif (
+            options.max_sessions is not None
+            and options.max_sessions_refusal == "http"
+            and len(core.open) >= options.max_sessions
+        ):
+            decision = HttpRefusal(429, RESOURCE_EXHAUSTED)
     if isinstance(decision, HttpRefusal):
         core.log.note(None, None, "upgrade_refused", f"{decision.status} {request.path}")
         await request.reject(
@@ -282,6 +345,7 @@ async def _upgrade_and_serve(
         decision.api_version,
         decision.method,
         trio.current_time(),
+        vertex=decision.vertex,
     )
     core.log.add_connection(record)
     connection = Connection(core, ws, stream, record, auth_error=decision.auth_error)

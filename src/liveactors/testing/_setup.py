@@ -2,8 +2,9 @@
 
 :func:`read_setup` turns the (already normalised) body of a ``setup`` into a
 :class:`SetupPlan`, or raises :class:`~liveactors.testing._wire.ProtocolViolation` with the close
-the real service would send: no model (1007), an unknown model (1008), TEXT on a native-audio
-model or several modalities (1007). Everything else the connection needs from the setup —
+the real service would send: no model (1007), an unknown or shut-down model (1008), or a setting
+the model does not take (``_model_checks``). Which model the session runs on, and how the fake
+plays it, comes from ``_profiles``. Everything else the connection needs from the setup —
 modality, transcriptions, VAD, tools, context window and compression, resumption — is read here
 once, so the connection only acts on it.
 """
@@ -15,23 +16,20 @@ from typing import Any, Final
 
 import attrs
 
+from .._models import Platform
+from ._model_checks import check_config, check_modalities, model_name, not_found
 from ._options import ServerOptions
+from ._profiles import FakeModel, resolve_model
 from ._wire import INVALID_ARGUMENT, ProtocolViolation
 
 __all__ = [
-    "DEFAULT_WINDOW",
-    "NATIVE_AUDIO_WINDOW",
     "SetupPlan",
     "declared_functions",
     "enum_name",
     "read_setup",
 ]
 
-#: Context windows (live-protocol.md §8).
-NATIVE_AUDIO_WINDOW: Final = 131_072
-DEFAULT_WINDOW: Final = 32_768
-
-_MODALITIES: Final = {0: "MODALITY_UNSPECIFIED", 1: "TEXT", 2: "IMAGE", 3: "AUDIO"}
+_MODALITIES: Final = {0: "MODALITY_UNSPECIFIED", 1: "TEXT", 2: "IMAGE", 3: "AUDIO", 4: "VIDEO"}
 _HANDLING: Final = {1: "START_OF_ACTIVITY_INTERRUPTS", 2: "NO_INTERRUPTION"}
 
 
@@ -47,7 +45,9 @@ class SetupPlan:
     """How the connection behaves, as its setup asked."""
 
     model: str
-    #: "TEXT" or "AUDIO".
+    #: The model as the fake plays it (table entry or profile).
+    fake_model: FakeModel
+    #: "TEXT", "AUDIO" or "VIDEO" (a live avatar).
     modality: str
     input_transcription: bool
     output_transcription: bool
@@ -71,49 +71,46 @@ def read_setup(
     body: Mapping[str, Any],
     options: ServerOptions,
     *,
-    model_known: Callable[[str], bool],
-    api_version: str,
+    platform: Platform = Platform.DEVELOPER,
+    api_version: str = "v1beta",
+    served: Callable[[str], bool] = lambda name: True,
 ) -> SetupPlan:
-    """Check a setup body; raises ``ProtocolViolation`` with the service's close."""
+    """Check a setup body; raises ``ProtocolViolation`` with the service's close.
+
+    ``served(bare_name)`` says whether the server serves a model at all (the ``models`` option).
+    """
     model = body.get("model")
     if not model:
         raise ProtocolViolation(1007, INVALID_ARGUMENT)
-    if not model_known(model):
-        raise ProtocolViolation(
-            1008,
-            f"{model} is not found for API version {api_version}, "
-            "or is not supported for bidiGenerateContent",
-        )
+    name = model_name(model, platform)
+    if name is None or not served(name):
+        raise not_found(model, platform, api_version)
+    fake = resolve_model(
+        name, options.model_profile, native_audio_refuses_text=options.native_audio_refuses_text
+    )
+    if fake.retired or platform not in fake.platforms:
+        raise not_found(model, platform, api_version)
     generation = body.get("generationConfig") or {}
     requested = [enum_name(m, _MODALITIES) for m in generation.get("responseModalities") or []]
-    modalities = list(dict.fromkeys(requested)) or ["AUDIO"]  # AUDIO is the default
-    refused = len(modalities) != 1 or modalities[0] not in ("TEXT", "AUDIO")
-    if options.native_audio_refuses_text and "native-audio" in model and "TEXT" in modalities:
-        refused = True
-    if refused:
-        raise ProtocolViolation(
-            1007,
-            f"The requested combination of response modalities ({', '.join(modalities)}) "
-            "is not supported by the model",
-        )
+    modality = check_modalities(list(dict.fromkeys(requested)), fake, body, platform)
+    check_config(body, fake, platform)
     realtime = body.get("realtimeInputConfig") or {}
     detection = realtime.get("automaticActivityDetection") or {}
     silence_ms = detection.get("silenceDurationMs")
-    window = options.context_window or (
-        NATIVE_AUDIO_WINDOW if "native-audio" in model else DEFAULT_WINDOW
-    )
+    window = options.context_window or fake.window
     compression = body.get("contextWindowCompression")
     sliding: tuple[int, int] | None = None
     if compression is not None:
-        # Defaults (live-protocol.md §8): trigger 80 % of the window, target half the trigger.
+        # Defaults (the API reference): trigger 80 % of the window, target half the trigger.
         trigger = int(compression.get("triggerTokens") or window * 8 // 10)
         target = int((compression.get("slidingWindow") or {}).get("targetTokens") or trigger // 2)
         sliding = (trigger, target)
     resumption = body.get("sessionResumption")
     return SetupPlan(
         model=model,
-        modality=modalities[0],
-        input_transcription="inputAudioTranscription" in body,
+        fake_model=fake,
+        modality=modality,
+        input_transcription="inputAudioTranscription" in body or fake.transcription_only,
         output_transcription="outputAudioTranscription" in body,
         auto_vad=not detection.get("disabled", False),
         silence_gap=silence_ms / 1000 if silence_ms else options.silence_gap,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
+from .._models import base_name
 from ._faults import Faults
 from ._log import ServerLog
 from ._model import Responder, echo_responder
@@ -33,12 +34,12 @@ class ServerCore:
         self.open: dict[int, Connection] = {}
         #: Server messages sent, over all connections (benchmarks read it).
         self.messages_sent = 0
+        #: Dropped BLOCKING calls re-issued so far (spreads their delays deterministically).
+        self.reissues = 0
         self._connection_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._models = (
-            None
-            if options.models is None
-            else frozenset(m if m.startswith("models/") else f"models/{m}" for m in options.models)
+            None if options.models is None else frozenset(base_name(m) for m in options.models)
         )
 
     def next_connection_id(self) -> int:
@@ -48,8 +49,6 @@ class ServerCore:
         """A fresh, opaque function-call id."""
         return f"fc-{next(self._call_ids)}"
 
-    def model_known(self, model: str) -> bool:
-        """Whether ``setup.model`` names a model this server serves."""
-        if self._models is None:
-            return model.startswith("models/") and len(model) > len("models/")
-        return model in self._models
+    def model_served(self, name: str) -> bool:
+        """Whether this server serves the model ``name`` (bare) at all (the ``models`` option)."""
+        return self._models is None or name in self._models

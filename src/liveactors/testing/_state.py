@@ -13,6 +13,7 @@ the kept history anywhere but at a user turn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,9 @@ class HistoryEntry:
     content: Mapping[str, Any]
     tokens: int
     modality: str = "TEXT"
+    #: Client-supplied history (``clientContent`` without ``turnComplete: true``): what a
+    #: resumption may forget (``resume_loses_prefill``).
+    prefill: bool = False
 
     @property
     def role(self) -> str:
@@ -56,13 +60,24 @@ class Waiting:
     user_text: str
     call_ids: tuple[str, ...]
     responses: dict[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    #: Calls dropped by new input, to be issued again under new ids at ``reissue_at``
+    #: (the 3.8 generation's way of cancelling a BLOCKING call).
+    reissue: tuple[PendingCall, ...] = ()
+    reissue_at: float = math.inf
 
     def ready(self) -> bool:
-        """Whether every blocking call has been answered."""
-        return all(call_id in self.responses for call_id in self.call_ids)
+        """Whether every blocking call has been answered (and none is to be re-issued)."""
+        return not self.reissue and all(call_id in self.responses for call_id in self.call_ids)
 
     def copy(self) -> Waiting:
-        return Waiting(self.turn, self.user_text, self.call_ids, dict(self.responses))
+        return Waiting(
+            self.turn,
+            self.user_text,
+            self.call_ids,
+            dict(self.responses),
+            self.reissue,
+            self.reissue_at,
+        )
 
 
 @attrs.define
@@ -99,10 +114,10 @@ class SessionState:
         )
 
     def append(
-        self, content: Mapping[str, Any], tokens: int, modality: str = "TEXT"
+        self, content: Mapping[str, Any], tokens: int, modality: str = "TEXT", prefill: bool = False
     ) -> HistoryEntry:
         """Add one entry to the history and to the token totals."""
-        entry = HistoryEntry(content, tokens, modality)
+        entry = HistoryEntry(content, tokens, modality, prefill)
         self.history.append(entry)
         self.tokens[modality] = self.tokens.get(modality, 0) + tokens
         return entry
@@ -115,10 +130,10 @@ class SessionState:
                 self.tokens[entry.modality] -= entry.tokens
                 return
 
-    def add_content(self, content: Mapping[str, Any]) -> None:
+    def add_content(self, content: Mapping[str, Any], prefill: bool = False) -> None:
         """A client ``Content``: user text becomes pending input, a model turn answers it."""
         tokens, modality = content_tokens(content)
-        self.append(content, tokens, modality)
+        self.append(content, tokens, modality, prefill)
         if content.get("role", "user") == "model":
             self.pending_input.clear()
             return
@@ -131,6 +146,21 @@ class SessionState:
         content = {"role": "user", "parts": [{"text": text}]}
         self.append(content, text_tokens(text) if tokens is None else tokens, modality)
         self.pending_input.append(text)
+
+    def forget_prefill(self) -> int:
+        """Drop the client-prefilled history; returns how many model turns went with it (the
+        turn counter forgets them too, so an echo shows the loss)."""
+        kept: list[HistoryEntry] = []
+        lost_turns = 0
+        for entry in self.history:
+            if entry.prefill:
+                self.tokens[entry.modality] -= entry.tokens
+                lost_turns += entry.role == "model"
+            else:
+                kept.append(entry)
+        self.history = kept
+        self.turn = max(0, self.turn - lost_turns)
+        return lost_turns
 
     def take_input(self) -> list[str]:
         """The unanswered user input, now owned by the turn that answers it."""

@@ -1,9 +1,13 @@
-"""One model turn: ask the responder, then play its reply in the order the service uses (§6).
+"""One model turn: ask the responder, then play its reply in the order the service uses.
 
 ``chunks → (outputTranscription per chunk in AUDIO) → generationComplete → turnComplete +
-usageMetadata``. A blocking function call pauses the turn (the session's ``waiting`` state) and
-the task ends; the connection starts a continuation with the same turn number once every call
-has its response.
+usageMetadata``. On the 3.x models a chunk of speech is one message with several audio parts
+and its transcript (``audio_parts``, ``transcript_with_audio``); a live avatar's chunk is
+fragmented MP4 (``_avatar``); ``pace_audio`` plays output at ``audio_speed`` times real time.
+
+A blocking function call pauses the turn (the session's ``waiting`` state) and the task ends;
+the connection starts a continuation with the same turn number once every call has its
+response.
 
 A barge-in calls :meth:`RunningTurn.interrupt`: the turn stops at its next step, and any wait it
 is in (latency, pacing, a :class:`Pause`, an async responder) is cancelled. A message being
@@ -25,7 +29,8 @@ import attrs
 import trio
 
 from . import _frames as frames
-from ._audio import audio_frame, frame_seconds
+from ._audio import audio_message, frame_seconds
+from ._avatar import bitrate_of, init_segment, media_segment, video_message
 from ._log import TurnRecord
 from ._model import (
     CallTool,
@@ -36,9 +41,11 @@ from ._model import (
     SendMessage,
     SendPart,
     TurnContext,
+    WaitForInput,
     coerce_reply,
     split_text,
 )
+from ._model_checks import behavior_name
 from ._state import PendingCall, Waiting
 from ._tokens import audio_tokens, text_tokens, usage_metadata
 
@@ -77,6 +84,11 @@ class RunningTurn:
     #: Its ``turnComplete`` is being written: whether the turn was answered depends on that
     #: write, not on a drop that happens during it.
     writing_turn_complete: bool = False
+    #: Seconds of audio (or avatar video) sent, and when the first went out (pacing).
+    played: float = 0.0
+    play_start: float | None = None
+    #: Avatar video fragments sent in this turn.
+    segments: int = 0
 
     def usage(self) -> dict[str, Any]:
         """``usageMetadata`` for this turn so far."""
@@ -147,6 +159,9 @@ async def run_turn(conn: Connection, turn: RunningTurn) -> None:
         elif isinstance(step, DropConnection):
             await conn.drop(cause="responder")
             return
+        elif isinstance(step, WaitForInput):
+            await _finish(conn, turn, {"turnCompleteReason": step.reason, "waitingForInput": True})
+            return
     if calls and await _call_tools(conn, turn, calls):
         return
     if not turn.interrupted:
@@ -154,20 +169,52 @@ async def run_turn(conn: Connection, turn: RunningTurn) -> None:
 
 
 async def _say(conn: Connection, turn: RunningTurn, piece: str) -> bool:
-    """One chunk of speech or text; False when the connection is gone."""
+    """One chunk of speech, text or avatar video; False when the connection is gone."""
     if conn.modality == "TEXT":
         if not await conn.send(frames.text_chunk(piece)):
             return False
         turn.response["TEXT"] = turn.response.get("TEXT", 0) + text_tokens(piece)
         turn.record.reply.append(piece)
         return True
+    behaviour = conn.behaviour
     seconds = conn.options.audio_chunk_seconds
-    if not await conn.send(audio_frame(seconds)):
+    parts = behaviour.audio_parts
+    together = conn.output_transcription and behaviour.transcript_with_audio
+    played = frame_seconds(seconds) * parts
+    if not await _pace(conn, turn):
         return False
-    turn.response["AUDIO"] = turn.response.get("AUDIO", 0) + audio_tokens(frame_seconds(seconds))
+    if conn.modality == "VIDEO":
+        segments = [init_segment()] if turn.segments == 0 else []
+        turn.segments += 1
+        config = conn.session.config if conn.session is not None else {}
+        bitrate = bitrate_of(config.get("avatarConfig"))
+        segments.append(media_segment(turn.segments, turn.played, played, bitrate))
+        frame = video_message(segments, piece if conn.output_transcription else None)
+    else:
+        frame = audio_message(seconds, parts, piece if together else None)
+    if not await conn.send(frame):
+        return False
+    turn.played += played
+    modality = conn.modality
+    turn.response[modality] = turn.response.get(modality, 0) + audio_tokens(played)
     turn.record.reply.append(piece)
-    if conn.output_transcription:
+    if conn.output_transcription and not together and conn.modality == "AUDIO":
         return await conn.send(frames.output_transcription(piece))
+    return True
+
+
+async def _pace(conn: Connection, turn: RunningTurn) -> bool:
+    """``pace_audio``: wait until what was sent has played at ``audio_speed``; False if the
+    turn was interrupted meanwhile."""
+    if not conn.options.pace_audio:
+        return True
+    now = trio.current_time()
+    if turn.play_start is None:
+        turn.play_start = now
+        return True
+    due = turn.play_start + turn.played / conn.options.audio_speed
+    if due > now:
+        return await turn.sleep(due - now)
     return True
 
 
@@ -185,7 +232,11 @@ async def _call_tools(conn: Connection, turn: RunningTurn, calls: list[CallTool]
                 f"the responder called {call.name!r}, which the session does not declare"
             )
         call_id = call.id or conn.core.next_call_id()
-        is_blocking = _behavior(declaration.get("behavior")) != "NON_BLOCKING"
+        behavior = behavior_name(declaration.get("behavior"))
+        # gemini-3.8-live runs a declaration without ``behavior`` NON_BLOCKING.
+        is_blocking = behavior == "BLOCKING" or (
+            behavior != "NON_BLOCKING" and not conn.model.non_blocking_default
+        )
         function_call: dict[str, Any] = {"id": call_id, "name": call.name}
         if call.args:
             function_call["args"] = dict(call.args)
@@ -215,7 +266,7 @@ async def _call_tools(conn: Connection, turn: RunningTurn, calls: list[CallTool]
     return bool(blocking)
 
 
-async def _finish(conn: Connection, turn: RunningTurn) -> None:
+async def _finish(conn: Connection, turn: RunningTurn, extra: dict[str, Any] | None = None) -> None:
     """``generationComplete`` then ``turnComplete`` + usage: the turn is answered."""
     turn.finishing = True
     if not await conn.send(frames.GENERATION_COMPLETE):
@@ -227,7 +278,7 @@ async def _finish(conn: Connection, turn: RunningTurn) -> None:
 
     turn.writing_turn_complete = True
     try:
-        sent = await conn.send(frames.turn_complete(turn.usage()), on_sent=answered)
+        sent = await conn.send(conn.turn_complete_frame(turn.usage(), extra), on_sent=answered)
     finally:
         turn.writing_turn_complete = False
     if not sent and turn.outcome is None and not turn.interrupted:
@@ -257,12 +308,3 @@ def context_for(conn: Connection, turn: RunningTurn) -> TurnContext:
         config=session.config,
         tool_results=turn.tool_results,
     )
-
-
-_BEHAVIORS = {0: "BEHAVIOR_UNSPECIFIED", 1: "BLOCKING", 2: "NON_BLOCKING"}
-
-
-def _behavior(value: object) -> str:
-    if isinstance(value, int):
-        return _BEHAVIORS.get(value, "")
-    return str(value or "")

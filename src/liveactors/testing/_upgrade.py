@@ -1,15 +1,18 @@
 """The HTTP upgrade request: which endpoint, which credential, and whether to accept it.
 
-Endpoints (live-protocol.md §1.1, §12.1): ``/ws/google.ai.generativelanguage.{v1,v1alpha,v1beta}
-.GenerativeService.{BidiGenerateContent,BidiGenerateContentConstrained}``, repeated slashes
-collapsed (the SDK asks for ``//ws/...``); in Vertex mode also
+Endpoints (ai.google.dev/api/live; google-genai ``live.py``):
+``/ws/google.ai.generativelanguage.{v1,v1alpha,v1beta}.GenerativeService.{BidiGenerateContent,
+BidiGenerateContentConstrained}``, repeated slashes collapsed (the SDK asks for ``//ws/...``); in
+Vertex mode also
 ``/ws/google.cloud.aiplatform.{v1,v1beta1}.LlmBidiService/BidiGenerateContent``. Anything else is
 an HTTP 404.
 
-Credentials (§1.2): an API key in ``x-goog-api-key`` or ``?key=`` for ``BidiGenerateContent``; an
+Credentials: an API key in ``x-goog-api-key`` or ``?key=`` for ``BidiGenerateContent``; an
 ephemeral token in ``Authorization: Token ...`` or ``?access_token=`` for the Constrained method;
-``Authorization: Bearer ...`` on the Vertex path. A missing or unknown credential is, by default,
-not refused here: the real service accepts the upgrade and closes with 1007 on the first message.
+``Authorization: Bearer ...`` on the Vertex path, or there an API key in ``x-goog-api-key``
+(Vertex AI express mode, as google-genai sends it). A missing or unknown credential is, by
+default, not refused here: the real service accepts the upgrade and closes with 1007 on the first
+message.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def inspect_upgrade(
     authorization = _header(headers, b"authorization") or ""
     if vertex:
         credential = authorization[7:] if authorization[:7].lower() == "bearer " else None
+        # Express mode: an API key instead of an OAuth token.
+        credential = credential or _header(headers, b"x-goog-api-key") or _first(query, "key")
         error = _check(credential, options.api_keys, None, UNKNOWN_KEY)
     elif method == "BidiGenerateContentConstrained":
         credential = authorization[6:] if authorization[:6].lower() == "token " else None

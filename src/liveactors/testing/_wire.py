@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 __all__ = [
+    "CANCELLED_REASON",
     "DEADLINE_REASON",
+    "EXHAUSTED_REASON",
     "INTERNAL_REASON",
     "INVALID_ARGUMENT",
+    "QUOTA_REASON",
     "SESSION_NOT_FOUND",
     "ProtocolViolation",
     "b64_standard",
@@ -31,11 +34,17 @@ __all__ = [
     "truncate_reason",
 ]
 
-#: Close reasons the real service is observed to use (live-protocol.md §9).
+#: Close reasons the real service is observed to use (see ``docs/fake-server.md``).
 INVALID_ARGUMENT: Final = "Request contains an invalid argument."
 SESSION_NOT_FOUND: Final = "BidiGenerateContent session not found"
 INTERNAL_REASON: Final = "Internal error encountered."
 DEADLINE_REASON: Final = "Deadline expired before operation could complete."
+#: Vertex AI's end of a connection's lifetime (a resume, not a restart).
+CANCELLED_REASON: Final = "The operation was cancelled."
+#: Over the project's quota.
+QUOTA_REASON: Final = "You exceeded your current quota, please check your plan and billing details."
+#: RESOURCE_EXHAUSTED: too many concurrent sessions.
+EXHAUSTED_REASON: Final = "Resource has been exhausted (e.g. check quota)."
 
 #: RFC 6455 limits a close frame's reason to 123 bytes of UTF-8.
 MAX_REASON_BYTES: Final = 123
