@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from liveactors._models import FAKE_TEXT_MODEL
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS_DIR = HERE / "results"
@@ -32,7 +34,14 @@ DOCS = REPO / "docs"
 SERVER_SCRIPT = HERE / "_bench_server.py"
 
 PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
-TEXT_MODEL = "gemini-live-2.5-flash-preview"
+#: Benchmarks of text throughput (throughput's TEXT variant, fan-out, reconnect, the fake
+#: server's TEXT turns) run on the model only the fake server serves, the retired generation
+#: that answered in TEXT: no current Live model writes text, and these figures measure the cost
+#: per message of small text chunks, which audio's base64 would drown.
+TEXT_MODEL = FAKE_TEXT_MODEL
+#: Audio benchmarks run on a current native-audio model that frames its answers one audio part
+#: per message, as the published figures were measured (gemini-3.8-live packs several parts and
+#: the transcript into one message: fewer, larger messages).
 AUDIO_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 API_KEY = "bench-key"
 

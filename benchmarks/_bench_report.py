@@ -634,6 +634,14 @@ def refresh(results_dir: Path | None = None) -> Path:
         "`getrusage`, variants run side by side in one invocation, interleaved and repeated, "
         "and the figures are medians and ratios. Nothing in the test suite asserts a time.",
         "",
+        "**Models.** The text benchmarks (throughput's TEXT variant, fan-out, reconnect, the fake "
+        "server's TEXT turns) run on `fake-half-cascade-live`, a model only the fake server "
+        "serves: no current Live model answers in TEXT, and these figures measure the cost per "
+        "message of small text chunks. The audio ones run on "
+        "`gemini-2.5-flash-native-audio-preview-12-2025`, one audio part per message; the "
+        "default model, `gemini-3.8-live`, packs several audio parts and their transcript into "
+        "one message (see [models](models.md)).",
+        "",
     ]
     if found:
         first = next(iter(found.values()))

@@ -33,8 +33,9 @@ import trio_websocket
 
 import _bench_common as common
 
-TEXT_MODEL = "models/gemini-live-2.5-flash-preview"
-AUDIO_MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
+#: TEXT turns need the fake-only text model (see ``_bench_common.TEXT_MODEL``).
+TEXT_MODEL = f"models/{common.TEXT_MODEL}"
+AUDIO_MODEL = f"models/{common.AUDIO_MODEL}"
 
 
 # -- the server process ------------------------------------------------------------------

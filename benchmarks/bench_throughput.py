@@ -82,7 +82,10 @@ async def _liveactors(
         base_url=url,
         ssl_context=common.client_ssl_context(ca),
     )
-    config = types.LiveConnectConfig(response_modalities=[types.Modality(modality)])
+    # The setup the other variants send: liveactors' default output transcription off.
+    config = types.LiveConnectConfig(
+        response_modalities=[types.Modality(modality)], output_audio_transcription=None
+    )
     received = 0
     size = 0
 

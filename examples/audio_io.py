@@ -6,7 +6,8 @@ Reads a WAV file (16-bit PCM; mono, or the first channel is used; any rate from 
 streams it to the model in 100 ms chunks with ``send_audio``, ends the stream with
 ``audio_stream_end`` (the microphone closed), and writes the model's spoken answer — 24 kHz
 16-bit mono PCM — to ``answer.wav``. What you said and what the model said come back as
-``InputTranscript`` and ``OutputTranscript`` events.
+``InputTranscript`` and ``OutputTranscript`` events: input transcription is asked for in the
+config, output transcription liveactors asks for by default.
 
 Without a WAV file it generates ``question.wav``: 1.5 s of speech-like sound (a voiced tone
 with syllable-like bursts). The fake server's VAD hears it as speech and transcribes it as a
@@ -32,7 +33,7 @@ import liveactors
 from liveactors import events
 from liveactors.testing import open_fake_server
 
-#: A native-audio model: it answers in AUDIO only.
+#: gemini-3.8-live by default: it answers in AUDIO, as every current Live model does.
 MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
 INPUT_RATE = 16_000
 CHUNK_SECONDS = 0.1
@@ -84,10 +85,10 @@ async def talk(
 ) -> None:
     pcm, rate = await trio.to_thread.run_sync(read_wav, question)
     print(f"read {question}: {len(pcm) / 2 / rate:.2f}s of {rate} Hz audio")
+    # AUDIO is the model's only answer; the transcription of its speech (OutputTranscript)
+    # is on by default. The transcription of what the user says has to be asked for.
     config = types.LiveConnectConfig(
-        response_modalities=["AUDIO"],
         input_audio_transcription=types.AudioTranscriptionConfig(),
-        output_audio_transcription=types.AudioTranscriptionConfig(),
     )
     async with liveactors.open_orchestrator(backend) as orch:
         conv = await orch.spawn(config, name="audio")
@@ -148,7 +149,7 @@ async def main(argv: list[str]) -> None:
             print(f"using the real Live API with {MODEL}")
             await talk(liveactors.GeminiBackend(model=MODEL), question, answer, realtime=True)
         else:
-            print("GEMINI_API_KEY is not set: using the embedded fake server")
+            print(f"GEMINI_API_KEY is not set: using the embedded fake server ({MODEL})")
             async with open_fake_server(listen=False, chunks=6) as server:
                 backend = server.backend(model=MODEL)
                 await talk(backend, question, answer, realtime=False)

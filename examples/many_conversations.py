@@ -28,11 +28,9 @@ import liveactors
 from liveactors import events
 from liveactors.testing import FakeServer, open_fake_server
 
-MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.TEXT_MODEL)
-CONFIG = types.LiveConnectConfig(
-    response_modalities=["TEXT"],
-    system_instruction="Answer in one short sentence.",
-)
+MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
+#: The model speaks its answers; ``Reply.text`` is their transcript (on by default).
+CONFIG = types.LiveConnectConfig(system_instruction="Answer in one short sentence.")
 TURN_TIMEOUT = 60
 
 
@@ -187,7 +185,7 @@ async def main(argv: list[str]) -> None:
         print(f"using the real Live API with {MODEL}")
         await run(liveactors.GeminiBackend(model=MODEL), args, None)
     else:
-        print("GEMINI_API_KEY is not set: using the embedded fake server")
+        print(f"GEMINI_API_KEY is not set: using the embedded fake server ({MODEL})")
         async with open_fake_server(
             listen=False,
             time_scale=0.002,  # a 600 s connection lifetime becomes 1.2 s

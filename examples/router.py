@@ -10,6 +10,10 @@ orchestrator and then, for each line the client sends, streams the model's answe
 arrives (one line per answer). The registry of connected clients is the actor's state, changed
 only by its messages (``Joined``, ``Left``), one at a time, so it needs no lock; stopping the
 router says goodbye to every client and stops their conversations.
+
+The model answers by speaking, as every current Live model does; each line the client gets is
+the transcript of that speech (``OutputTranscript`` events), which liveactors asks the service
+for by default.
 """
 
 from __future__ import annotations
@@ -27,9 +31,8 @@ import liveactors
 from liveactors import events
 from liveactors.testing import open_fake_server
 
-MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.TEXT_MODEL)
+MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
 CONFIG = types.LiveConnectConfig(
-    response_modalities=["TEXT"],
     system_instruction="You are a helpful assistant in a terminal chat. One short line per answer.",
 )
 MAX_LINE = 16 * 1024
@@ -162,11 +165,12 @@ class Router(liveactors.Actor[NewClient | Joined | Left]):
     async def _answer(
         self, conversation: liveactors.ConversationRef, line: str, lines: Lines
     ) -> None:
-        """Stream the answer to ``line`` back to the client as it arrives."""
-        async with conversation.subscribe(events.TextDelta, events.TurnComplete) as answer:
+        """Stream the transcript of the answer to ``line`` back to the client as it arrives
+        (the audio itself goes nowhere: a terminal cannot play it)."""
+        async with conversation.subscribe(events.OutputTranscript, events.TurnComplete) as answer:
             await conversation.send_text(line)
             async for event in answer:
-                if isinstance(event, events.TextDelta):
+                if isinstance(event, events.OutputTranscript):
                     await lines.write(event.text)
                 elif isinstance(event, events.TurnComplete):
                     if event.reason == "CONNECTION_LOST":  # the answer comes again
@@ -220,7 +224,7 @@ async def main(argv: list[str]) -> None:
         print(f"using the real Live API with {MODEL}")
         await run(liveactors.GeminiBackend(model=MODEL), serve)
     else:
-        print("GEMINI_API_KEY is not set: using the embedded fake server")
+        print(f"GEMINI_API_KEY is not set: using the embedded fake server ({MODEL})")
         async with open_fake_server(listen=False, chunks=3, chunk_delay=0.02) as server:
             await run(server.backend(model=MODEL), serve)
 

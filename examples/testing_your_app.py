@@ -4,9 +4,13 @@
     python -m pytest examples/testing_your_app.py # the same checks under pytest-trio
 
 The app is one function, ``answer_tickets``, that takes a ``GeminiBackend``: production passes
-the real one, tests pass ``server.backend()`` of a fake server. Each ``test_*`` function opens
-its own in-memory fake server (no sockets), so the tests are fast and independent, and can run
-on trio's ``MockClock`` (the script does; under pytest use pytest-trio's ``autojump_clock``).
+the real one, tests pass ``server.backend()`` of a fake server. The fake plays
+``liveactors.DEFAULT_MODEL`` (gemini-3.8-live) by default: it answers in speech, and the app
+reads the transcript of each answer (``Reply.text``), as it would on the real service.
+
+Each ``test_*`` function opens its own in-memory fake server (no sockets), so the tests are
+fast and independent, and can run on trio's ``MockClock`` (the script does; under pytest use
+pytest-trio's ``autojump_clock``).
 Under pytest, async tests need pytest-trio with ``trio_mode = true`` (this repository's
 ``pyproject.toml`` sets it) or a ``@pytest.mark.trio`` on each test.
 
@@ -29,13 +33,13 @@ import liveactors
 from liveactors import events
 from liveactors.testing import Say, TurnContext, open_fake_server
 
-MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.TEXT_MODEL)
+MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
 
 
 # -- the app under test ---------------------------------------------------------------------------
 
+#: The model answers in AUDIO (its only modality); liveactors asks for the transcript of it.
 SUPPORT = types.LiveConnectConfig(
-    response_modalities=["TEXT"],
     system_instruction="You answer support tickets in one friendly sentence.",
 )
 
@@ -63,13 +67,16 @@ async def test_answers_every_ticket_once() -> None:
     async with open_fake_server(listen=False) as server:
         answers = await answer_tickets(server.backend(model=MODEL), TICKETS)
 
-        # The default model answers "echo #n: <what the user said>".
+        # The fake's default model says "echo #n: <what the user said>"; the app reads it
+        # from the output transcription.
         assert answers == [f"echo #{n}: {t}" for n, t in enumerate(TICKETS, 1)]
         # The server's log: every ticket answered by exactly one completed turn ...
         assert server.log.answer_counts() == dict.fromkeys(TICKETS, 1)
-        # ... and the setup the service received carries the app's system instruction.
+        # ... and the setup the service received carries the app's system instruction, and
+        # the output transcription liveactors asks for by default.
         setup = server.log.client_messages(kind="setup")[0].body
         assert setup["systemInstruction"]["parts"][0]["text"].startswith("You answer")
+        assert "outputAudioTranscription" in setup
         assert server.log.errors == []
 
 
@@ -152,15 +159,31 @@ async def test_restores_history_when_the_handle_is_refused() -> None:
         assert [a.split(": ", 1)[1] for a in answers] == TICKETS
 
 
-async def test_a_refused_setup_is_a_clear_error() -> None:
+async def test_a_refused_config_fails_at_spawn() -> None:
     async with open_fake_server(listen=False) as server:
-        # Native-audio models answer in AUDIO only: the service closes a TEXT setup with 1007.
-        backend = server.backend(model="gemini-2.5-flash-native-audio-preview-12-2025")
+        # gemini-3.8-live answers only in AUDIO. liveactors knows the current models, so a
+        # config the model would refuse fails at spawn, naming the field, before any socket.
+        text_only = types.LiveConnectConfig(response_modalities=["TEXT"])
+        async with liveactors.open_orchestrator(server.backend(model=MODEL)) as orch:
+            try:
+                await orch.spawn(text_only, name="support")
+            except liveactors.InvalidConfig as exc:
+                assert exc.field == "response_modalities"
+                assert "OutputTranscript" in str(exc)  # what to do instead
+            else:
+                raise AssertionError("expected InvalidConfig")
+        assert server.log.connections == []
+
+
+async def test_an_unknown_model_is_left_to_the_service() -> None:
+    # A model name liveactors does not know passes through unchecked (so a new model works
+    # the day it ships); a service that does not serve it refuses the setup with 1008.
+    async with open_fake_server(listen=False, models={liveactors.DEFAULT_MODEL}) as server:
         try:
-            await answer_tickets(backend, TICKETS)
+            await answer_tickets(server.backend(model="gemini-0.1-live-nonexistent"), TICKETS)
         except liveactors.SessionRejected as exc:
-            assert exc.code == 1007
-            assert "response modalities" in exc.reason
+            assert exc.code == 1008
+            assert "not found" in exc.reason
         else:
             raise AssertionError("expected SessionRejected")
 

@@ -1,11 +1,17 @@
-"""A text conversation: stream the model's answer as it arrives, then ask whole turns.
+"""A typed conversation: stream the model's answer as it arrives, then ask whole turns.
 
     python examples/text_chat.py                   # against the embedded fake server
     GEMINI_API_KEY=... python examples/text_chat.py "What is trio?" "And an actor?"
 
+The user types; the model (``liveactors.DEFAULT_MODEL``, gemini-3.8-live) answers by speaking,
+as every current Live model does. liveactors asks the service for the transcription of that
+speech by default, so the words arrive as ``OutputTranscript`` events and ``ask()`` returns
+them as ``Reply.text``, next to the audio itself (``Reply.audio``). ``TextDelta`` events only
+come from a model that writes text, and no current Live model does (see docs/models.md).
+
 Without ``GEMINI_API_KEY`` the script starts the fake Live API server in memory (no network at
-all); with it, it talks to the real service. ``LIVEACTORS_MODEL`` overrides the model (it must
-answer in TEXT: a half-cascade model such as ``liveactors.TEXT_MODEL``).
+all), which plays gemini-3.8-live; with it, it talks to the real service. ``LIVEACTORS_MODEL``
+overrides the model.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import liveactors
 from liveactors import events
 from liveactors.testing import open_fake_server
 
-MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.TEXT_MODEL)
+MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
 QUESTIONS = [
     "Hello! Who are you?",
     "Name one thing trio's nurseries guarantee.",
@@ -28,25 +34,28 @@ QUESTIONS = [
 ]
 #: Upper bound for one answer (the real service answers in a second or two).
 TURN_TIMEOUT = 60
+#: The model's speech: 24 kHz 16-bit mono PCM.
+AUDIO_BYTES_PER_SECOND = 24_000 * 2
 
 
 async def chat(backend: liveactors.GeminiBackend, questions: list[str]) -> None:
+    # No response_modalities: the model answers in AUDIO, its only modality, and liveactors
+    # adds output_audio_transcription so that the answer's words come back too.
     config = types.LiveConnectConfig(
-        response_modalities=["TEXT"],
         system_instruction="You are a concise assistant. Answer in one or two sentences.",
     )
     async with liveactors.open_orchestrator(backend) as orch:
         conv = await orch.spawn(config, name="text-chat")
         first, *rest = questions
 
-        # 1. Streaming: subscribe *before* sending, then print each TextDelta as it arrives.
-        async with conv.subscribe(events.TextDelta, events.TurnComplete) as stream:
+        # 1. Streaming: subscribe *before* sending, then print the transcript as it arrives.
+        async with conv.subscribe(events.OutputTranscript, events.TurnComplete) as stream:
             print(f"you> {first}")
             await conv.send_text(first)
             print("model> ", end="", flush=True)
             with trio.fail_after(TURN_TIMEOUT):
                 async for event in stream:
-                    if isinstance(event, events.TextDelta):
+                    if isinstance(event, events.OutputTranscript):
                         print(event.text, end="", flush=True)
                     elif isinstance(event, events.TurnComplete):
                         if event.reason == "CONNECTION_LOST":
@@ -62,9 +71,10 @@ async def chat(backend: liveactors.GeminiBackend, questions: list[str]) -> None:
             print(f"you> {question}")
             with trio.fail_after(TURN_TIMEOUT):
                 reply = await conv.ask(question)
-            print(f"model> {reply.text}")
-            if reply.usage is not None:
-                print(f"       (turn {reply.turn}, {reply.usage.total_token_count} tokens)")
+            print(f"model> {reply.text}")  # the output transcription of the spoken answer
+            seconds = len(reply.audio) / AUDIO_BYTES_PER_SECOND
+            tokens = reply.usage.total_token_count if reply.usage is not None else None
+            print(f"       (turn {reply.turn}, {seconds:.2f}s of speech, {tokens} tokens)")
 
         stats = conv.statistics()
         print(
@@ -79,7 +89,7 @@ async def main(questions: list[str]) -> None:
         print(f"using the real Live API with {MODEL}")
         await chat(liveactors.GeminiBackend(model=MODEL), questions)
     else:
-        print("GEMINI_API_KEY is not set: using the embedded fake server")
+        print(f"GEMINI_API_KEY is not set: using the embedded fake server ({MODEL})")
         # In memory, no sockets; four chunks 50 ms apart make the streaming visible.
         async with open_fake_server(listen=False, chunks=4, chunk_delay=0.05) as server:
             await chat(server.backend(model=MODEL), questions)

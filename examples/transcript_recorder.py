@@ -7,15 +7,17 @@ time, in order, so its state needs no locks. It follows conversations (``Follow`
 task in the actor's own nursery subscribes to the conversation's events and forwards them into
 the mailbox, where they meet the user's typed input (``UserText``) in one ordered stream. At
 every ``TurnComplete`` it writes the turn — what the user typed or said (input transcript),
-what the model wrote or said (text or output transcript), the turn number, and whether the turn
-was cut off — as rows of a JSONL file or an SQLite table. File and database writes block, so
-they run in a worker thread (``trio.to_thread.run_sync``), off the event loop.
+what the model said (its output transcript; or its text, on a model that writes text), the turn
+number, and whether the turn was cut off — as rows of a JSONL file or an SQLite table. File and
+database writes block, so they run in a worker thread (``trio.to_thread.run_sync``), off the
+event loop.
 
 Typed input needs a message because the event stream carries only what the *model* and the
 connection do; spoken input comes back as ``InputTranscript`` events by itself.
 
-The demo records a text conversation (whose first answer is cut by a dropped connection on the
+The demo records a typed conversation (whose first answer is cut by a dropped connection on the
 fake server, to show what a lost turn looks like) and a spoken one, then prints the transcript.
+Both run on ``liveactors.DEFAULT_MODEL`` (gemini-3.8-live), which answers in speech only.
 The default file, ``transcript.jsonl`` in the current directory, is started afresh each run.
 """
 
@@ -40,7 +42,7 @@ import liveactors
 from liveactors import events
 from liveactors.testing import FakeServer, open_fake_server
 
-MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.TEXT_MODEL)
+MODEL = os.environ.get("LIVEACTORS_MODEL", liveactors.DEFAULT_MODEL)
 TURN_TIMEOUT = 60
 
 
@@ -141,7 +143,8 @@ class _Turn:
     typed: list[dict[str, Any]] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
     model: list[str] = field(default_factory=list)
-    model_kind: str = "text"
+    #: "transcript" (what the model said: every current Live model speaks) or "text".
+    model_kind: str = "transcript"
 
 
 class TranscriptRecorder(liveactors.Actor[Follow | UserText | events.Event]):
@@ -193,9 +196,10 @@ class TranscriptRecorder(liveactors.Actor[Follow | UserText | events.Event]):
         elif isinstance(message, events.TextDelta | events.OutputTranscript):
             turn = self._turns[message.conversation, message.turn]
             turn.model.append(message.text)
-            if isinstance(message, events.OutputTranscript):
-                turn.model_kind = "transcript"
-        elif isinstance(message, events.InputTranscript):
+            if isinstance(message, events.TextDelta):
+                turn.model_kind = "text"
+        elif isinstance(message, events.InputTranscript) and not message.interim:
+            # (Interim pieces, from the transcription models, are replaced by the final one.)
             self._turns[message.conversation, message.turn].spoken.append(message.text)
         elif isinstance(message, events.TurnComplete):
             await self._write_turns(message.conversation, upto=message.turn, ending=message)
@@ -281,11 +285,10 @@ async def demo(backend: liveactors.GeminiBackend, path: Path, server: FakeServer
         recorder = TranscriptRecorder(path)
         await orch.spawn_actor(recorder)
 
-        # A typed conversation.
+        # A typed conversation. The model answers in speech; liveactors asks for its
+        # transcript by default, and that is what the recorder writes.
         text = await orch.spawn(
-            types.LiveConnectConfig(
-                response_modalities=["TEXT"], system_instruction="Answer in one sentence."
-            ),
+            types.LiveConnectConfig(system_instruction="Answer in one sentence."),
             name="support-1",
         )
         await recorder.follow(text)
@@ -296,13 +299,10 @@ async def demo(backend: liveactors.GeminiBackend, path: Path, server: FakeServer
             with trio.fail_after(TURN_TIMEOUT):
                 await text.ask(question)
 
-        # A spoken conversation: input and output transcription make the transcript.
+        # A spoken conversation: input transcription (asked for here) and output
+        # transcription (on by default) make the transcript.
         voice = await orch.spawn(
-            types.LiveConnectConfig(
-                response_modalities=["AUDIO"],
-                input_audio_transcription=types.AudioTranscriptionConfig(),
-                output_audio_transcription=types.AudioTranscriptionConfig(),
-            ),
+            types.LiveConnectConfig(input_audio_transcription=types.AudioTranscriptionConfig()),
             name="voice-1",
         )
         await recorder.follow(voice)
@@ -338,7 +338,7 @@ async def main(argv: list[str]) -> None:
         print(f"using the real Live API with {MODEL}")
         await demo(liveactors.GeminiBackend(model=MODEL), path, None)
     else:
-        print("GEMINI_API_KEY is not set: using the embedded fake server")
+        print(f"GEMINI_API_KEY is not set: using the embedded fake server ({MODEL})")
         async with open_fake_server(listen=False, chunks=3) as server:
             await demo(server.backend(model=MODEL), path, server)
 

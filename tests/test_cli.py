@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import liveactors
+
 COMMAND = [sys.executable, "-m", "liveactors"]
 
 
@@ -54,10 +56,19 @@ def test_demo_ends_by_itself_and_loses_nothing() -> None:
         "--plain",
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    # On the default model (AUDIO answers, read through their transcript), no TEXT anywhere.
+    assert f"playing {liveactors.DEFAULT_MODEL}" in done.stdout
     assert "No turn was lost" in done.stdout
     assert "lost:                 0" in done.stdout
+    assert "answered twice:       0" in done.stdout
+    assert "wrong replies:        0" in done.stdout
     asked = int(done.stdout.split("questions asked:")[1].split()[0])
-    assert asked > 10
+    once = int(done.stdout.split("answered exactly once (server log):")[1].split()[0])
+    assert asked > 10 and once == asked
+    # Every setup the server received asked for spoken answers and their transcript.
+    line = done.stdout.split("spoken answers with their transcript (server log):")[1]
+    spoken, setups = map(int, line.split()[0].split("/"))
+    assert spoken == setups >= 3
 
 
 def test_demo_refuses_nonsense_options() -> None:

@@ -4,6 +4,10 @@ It starts the fake Live API server on loopback with short connection lifetimes, 
 conversations that keep asking questions, drops connections at random while they talk, shows a
 live table, and ends with a summary checked against the server's own log: every question
 answered exactly once.
+
+The conversations run on the default model (gemini-3.8-live, as the fake plays it), with the
+default config: the model answers in speech, and each reply's text is the transcript of that
+speech, which liveactors asks for by default.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ import argparse
 import random
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import attrs
 import trio
 
 from . import events as ev
-from ._backend import TEXT_MODEL
+from ._backend import DEFAULT_MODEL
 from ._conversation import ConversationRef, ConversationStatistics
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._restart import RestartPolicy
@@ -87,15 +91,16 @@ async def _demo(args: argparse.Namespace) -> int:
         response_latency=0.05,
         record_server_messages=False,
     ) as server:
-        backend = server.backend(model=TEXT_MODEL)
-        print(f"fake Live API server on {server.url}", file=out)
+        backend = server.backend(model=DEFAULT_MODEL)
+        print(f"fake Live API server on {server.url}, playing {DEFAULT_MODEL}", file=out)
         policy = RestartPolicy(max_restarts=20, within=30.0)
         async with open_orchestrator(backend, connect_rate=50, restart=policy) as orch:
             convs = []
             for i in range(args.conversations):
                 name = f"conversation-{i + 1}"
                 rows[name] = _Row()
-                convs.append(await orch.spawn({"response_modalities": ["TEXT"]}, name=name))
+                # The default config: AUDIO answers, their transcript as Reply.text.
+                convs.append(await orch.spawn(None, name=name))
             drops = 0
 
             async def drop_connections() -> None:
@@ -125,7 +130,16 @@ async def _demo(args: argparse.Namespace) -> int:
             if live:
                 table.draw(orch, rows)
             stats = {conv.name: conv.statistics() for conv in convs}
-    return _summary(server.log.answer_counts(), questions, rows, stats, drops, out)
+    setups = [m.body for m in server.log.client_messages(kind="setup")]
+    spoken = (sum(1 for setup in setups if _spoken(setup)), len(setups))
+    return _summary(server.log.answer_counts(), questions, rows, stats, drops, out, spoken)
+
+
+def _spoken(setup: dict[str, Any]) -> bool:
+    """Whether a setup (as the server logged it) asks for spoken answers with their transcript,
+    as the current models need: no TEXT modality, output transcription on."""
+    modalities = (setup.get("generationConfig") or {}).get("responseModalities") or ["AUDIO"]
+    return "TEXT" not in modalities and "outputAudioTranscription" in setup
 
 
 async def _talk(conv: ConversationRef, row: _Row, deadline: float, asked: list[str]) -> None:
@@ -229,6 +243,7 @@ def _summary(
     stats: dict[str, ConversationStatistics],
     drops: int,
     out: TextIO,
+    spoken: tuple[int, int],
 ) -> int:
     once = sum(1 for q in questions if counts.get(q) == 1)
     never = [q for q in questions if counts.get(q, 0) == 0]
@@ -246,7 +261,11 @@ def _summary(
     print(f"connections dropped:  {drops}", file=out)
     print(f"reconnects:           {reconnects}", file=out)
     print(f"GoAway handoffs:      {handoffs}", file=out)
-    ok = once == len(questions) and not wrong
+    print(
+        f"spoken answers with their transcript (server log): {spoken[0]}/{spoken[1]} setups",
+        file=out,
+    )
+    ok = once == len(questions) and not wrong and spoken[0] == spoken[1]
     if ok:
         print(
             f"\nNo turn was lost: all {len(questions)} questions answered exactly once.", file=out
