@@ -151,10 +151,11 @@ class ConversationRef:
 
     async def send_text(self, text: str, *, turn_complete: bool = True) -> None:
         """Send a user turn of text (``clientContent``); ``turn_complete=False`` only adds it to
-        the history."""
+        the history. On a model that takes ``clientContent`` only as initial history
+        (``gemini-3.1-flash-live-preview``) a whole turn goes as realtime text instead."""
         if not isinstance(text, str):
             raise InvalidCommand(f"text must be a str, not {type(text).__name__}")
-        await self._sup.submit(encode.client_content(text, turn_complete=turn_complete))
+        await self._sup.submit(self._sup.text_message(text, turn_complete=turn_complete))
 
     async def send_content(self, turns: Any, *, turn_complete: bool = True) -> None:
         """Send turns (``types.Content``, dicts, or str) as ``clientContent``."""
@@ -201,7 +202,7 @@ class ConversationRef:
         if not isinstance(text, str):
             raise InvalidCommand(f"text must be a str, not {type(text).__name__}")
         builder = ReplyBuilder()
-        await self._sup.submit(encode.client_content(text, turn_complete=True), reply=builder)
+        await self._sup.submit(self._sup.text_message(text, turn_complete=True), reply=builder)
         return await builder.wait()
 
     # -- events -----------------------------------------------------------------------------

@@ -101,6 +101,9 @@ class ModelInfo:
     #: Whether ``turnComplete`` can come while the model is still busy (watch
     #: ``interactionStatus``).
     turn_complete_not_idle: bool = False
+    #: Whether ``clientContent`` is accepted after the session started (3.1 takes it only as
+    #: initial history: text then goes as ``realtimeInput.text``).
+    client_content_mid_session: bool = True
     #: Whether a resumed session keeps the initial history it was seeded with (the 3.8
     #: generation was seen to lose it: the library then seeds it again after a resume).
     resume_keeps_seed: bool = True
@@ -148,6 +151,7 @@ KNOWN_MODELS: Final[Mapping[str, ModelInfo]] = {
             "gemini-3.1-flash-live-preview",
             Status.LEGACY,
             thinking=Thinking.LEVEL,
+            client_content_mid_session=False,
             turn_coverage="TURN_INCLUDES_AUDIO_ACTIVITY_AND_ALL_VIDEO",
         ),
         ModelInfo(
@@ -209,13 +213,14 @@ def non_blocking_by_default(model: str) -> bool:
 
 def default_output_transcription(model: str, config: types.LiveConnectConfig) -> bool:
     """Whether to request output transcription for ``config`` on ``model`` by default: every
-    model answering in AUDIO (all current ones), so that text is there out of the box."""
+    model answering in AUDIO (all current ones) or with a speaking avatar, so that text is
+    there out of the box."""
     info = lookup(model)
     if info is not None and info.transcription_only:
         return False
     modalities = _modalities(config)
     if modalities:
-        return "AUDIO" in modalities
+        return "AUDIO" in modalities or "VIDEO" in modalities  # an avatar speaks too
     # No modality set: the service answers in AUDIO, except on a model that only writes text.
     return info is None or "AUDIO" in info.modalities
 

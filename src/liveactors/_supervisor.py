@@ -216,6 +216,19 @@ class Supervisor:
         self.mailbox.put_urgent(_ToolResult(tuple(responses)))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
+    def text_message(self, text: str, *, turn_complete: bool) -> dict[str, Any]:
+        """The wire message for a user's text: ``clientContent``, or realtime text on a model
+        that refuses ``clientContent`` once the session has started."""
+        model = self.model
+        if (
+            turn_complete
+            and model is not None
+            and not model.client_content_mid_session
+            and not self._seeding
+        ):
+            return encode.realtime_text(text)
+        return encode.client_content(text, turn_complete=turn_complete)
+
     def require_manual_vad(self, what: str) -> None:
         """``activity_start``/``activity_end`` only mean something with manual VAD."""
         if not self.manual_vad:
@@ -556,13 +569,16 @@ class Supervisor:
         """The model is answering, or a question or a blocking call waits for an answer."""
         tracker = self.tracker
         return (
-            tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool or self.ledger.outstanding
+            tracker.phase is not TurnPhase.IDLE
+            or tracker.awaiting_tool
+            or tracker.model_busy
+            or self.ledger.outstanding
         )
 
     def _switch_ready(self) -> bool:
         """Whether the connection can end now without losing or repeating anything."""
         tracker = self.tracker
-        if tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool:
+        if tracker.phase is not TurnPhase.IDLE or tracker.awaiting_tool or tracker.model_busy:
             return False
         if self._draining:
             if self.ledger.outstanding:
@@ -695,7 +711,9 @@ class Supervisor:
             self.tokens += event.metadata.total_token_count or 0  # type: ignore[attr-defined]
         elif kind is ev.TurnComplete:
             self._feed(event)
-            exchange = ledger.turn_complete(calls_running=bool(self.tracker.pending_calls))
+            exchange = ledger.turn_complete(
+                calls_running=bool(self.tracker.pending_calls) or self.tracker.model_busy
+            )
             if exchange is not None:
                 builder = self._replies.pop(exchange.number, None)
                 if builder is not None:

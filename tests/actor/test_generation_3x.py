@@ -18,7 +18,7 @@ import liveactors
 from liveactors import events
 from liveactors.testing import Pause, SendMessage, TurnContext, open_fake_server
 
-from .conftest import client_bodies, fake, recording
+from .conftest import client_bodies, fake, pcm, recording
 
 DEFAULT = liveactors.DEFAULT_MODEL
 
@@ -261,3 +261,177 @@ async def test_tools_run_non_blocking_by_default_on_38(autojump_clock: MockClock
     assert function_response["name"] == "get_weather"
     assert function_response["response"] == {"output": {"forecast": "sunny"}}
     assert function_response["scheduling"] == "WHEN_IDLE"
+
+
+class SlowLookup(liveactors.Conversation):
+    """A blocking function that takes five seconds and counts how often it ran."""
+
+    runs = 0
+
+    async def on_tool_call(self, call: Any) -> Any:
+        type(self).runs += 1
+        await trio.sleep(5.0)
+        return {"answer": 42}
+
+
+async def test_a_blocking_call_reissued_under_a_new_id_runs_once(
+    autojump_clock: MockClock,
+) -> None:
+    """3.8 drops a BLOCKING call that new input interrupts and asks it again under a new id
+    seconds later, with no toolCallCancellation: the function runs once, and the result
+    answers the call the service waits for."""
+    SlowLookup.runs = 0
+    declaration = {"name": "lookup", "behavior": "BLOCKING", "parameters": {"type": "OBJECT"}}
+    config = {"tools": [{"function_declarations": [declaration]}]}
+    async with (
+        fake(model_profile="3.8") as server,
+        liveactors.open_orchestrator(server.backend(model=DEFAULT)) as orch,
+    ):
+        conv = await orch.spawn(config, name="c", actor=SlowLookup)
+        async with recording(conv.subscribe) as rec, trio.open_nursery() as nursery:
+
+            async def ask() -> None:
+                await conv.ask('call lookup {"q": "meaning"}')
+
+            nursery.start_soon(ask)
+            await rec.wait_for(lambda: rec.of(events.ToolCall))
+            await trio.sleep(1.0)
+            await conv.send_realtime_text("are you there?")
+            await rec.wait_for(lambda: len(rec.of(events.ToolCall)) == 2)
+            await rec.wait_for(lambda: len(rec.of(events.TurnComplete)) >= 1)
+    first, second = rec.of(events.ToolCall)
+    assert first.calls[0].id != second.calls[0].id
+    assert first.calls[0].args == second.calls[0].args
+    assert not rec.of(events.ToolCallCancelled)
+    assert SlowLookup.runs == 1
+    answered = {
+        r["id"] for body in client_bodies(server, "toolResponse") for r in body["functionResponses"]
+    }
+    assert second.calls[0].id in answered
+    assert conv.state is not liveactors.ConversationState.FAILED
+    assert not server.log.errors
+
+
+async def test_the_transcription_model_is_a_transcription_session(
+    autojump_clock: MockClock,
+) -> None:
+    """``gemini-3.5-transcribe-live`` writes what it hears and never answers: interim pieces,
+    then the final transcript, a turnComplete per utterance, no model output."""
+    async with (
+        fake(model_profile="3.8") as server,
+        liveactors.open_orchestrator(server.backend(model="gemini-3.5-transcribe-live")) as orch,
+    ):
+        conv = await orch.spawn(None, name="t")
+        async with recording(conv.subscribe) as rec:
+            for _ in range(5):
+                await conv.send_audio(pcm(0.1))
+                await trio.sleep(0.1)
+            await conv.audio_stream_end()
+            await rec.wait_for(lambda: rec.of(events.TurnComplete))
+        [setup] = client_bodies(server, "setup")
+    assert setup["generationConfig"] == {"responseModalities": ["TEXT"]}
+    assert "outputAudioTranscription" not in setup
+    transcripts = rec.of(events.InputTranscript)
+    assert [t.interim for t in transcripts][-1] is False
+    assert any(t.interim for t in transcripts)
+    assert transcripts[-1].text == "<audio 0.50s>"
+    assert not rec.of(events.AudioChunk) and not rec.of(events.TextDelta)
+    assert not rec.of(events.OutputTranscript)
+    assert server.log.turns == []
+
+
+async def test_a_live_avatar_streams_video_chunks_init_segment_first(
+    autojump_clock: MockClock,
+) -> None:
+    config = {"response_modalities": ["VIDEO"], "avatar_config": {"avatar_name": "Kira"}}
+    async with (
+        fake(model_profile="3.8", vertex=True) as server,
+        liveactors.open_orchestrator(server.vertex_backend()) as orch,
+    ):
+        conv = await orch.spawn(config, name="a")
+        async with recording(conv.subscribe) as rec:
+            reply = await conv.ask("hello")
+            await rec.wait_for(lambda: rec.of(events.TurnComplete))
+    video = rec.of(events.VideoChunk)
+    assert video and video[0].init and not any(v.init for v in video[1:])
+    assert all(v.mime_type == "video/mp4" for v in video)
+    assert video[0].data[4:8] == b"ftyp"
+    assert not rec.of(events.AudioChunk)  # the voice is muxed into the video
+    assert reply.text.endswith("hello")
+
+
+async def test_client_content_with_roles_mid_session(autojump_clock: MockClock) -> None:
+    """3.8 takes clientContent with explicit roles throughout a session."""
+    async with (
+        fake(model_profile="3.8") as server,
+        liveactors.open_orchestrator(server.backend(model=DEFAULT)) as orch,
+    ):
+        conv = await orch.spawn(None, name="c")
+        await conv.ask("one")
+        await conv.send_content(
+            [
+                {"role": "user", "parts": [{"text": "Remember: the code is 7."}]},
+                {"role": "model", "parts": [{"text": "Noted."}]},
+            ],
+            turn_complete=False,
+        )
+        reply = await conv.ask("two")
+        assert conv.state is liveactors.ConversationState.READY
+    assert reply.text.endswith("two")
+    assert server.log.answer_counts() == {"one": 1, "two": 1}
+    assert len(server.log.connections) == 1
+
+
+async def test_a_goaway_waits_while_extended_thinking_says_in_progress(
+    autojump_clock: MockClock,
+) -> None:
+    """On the extended-thinking model a turnComplete with ``interactionStatus: IN_PROGRESS``
+    is not a resumable point: the model goes on, and the handoff waits until it is IDLE."""
+
+    def thinker(ctx: TurnContext) -> list[Any]:
+        return [
+            "first thoughts",
+            SendMessage(
+                {"serverContent": {"turnComplete": True, "interactionStatus": "IN_PROGRESS"}}
+            ),
+            Pause(3.0),
+            f"answer: {ctx.user_text}",
+            SendMessage({"serverContent": {"interactionStatus": "IDLE"}}),
+        ]
+
+    async with (
+        fake(model_profile="3.8", responder=thinker, interaction_status=False) as server,
+        liveactors.open_orchestrator(
+            server.backend(model="gemini-3.8-live-extended-thinking")
+        ) as orch,
+    ):
+        conv = await orch.spawn(None, name="x")
+        async with recording(conv.subscribe) as rec:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conv.send_text, "ponder")
+                await rec.wait_for(lambda: rec.of(events.TurnComplete))
+                assert rec.of(events.TurnComplete)[0].interaction_status == "IN_PROGRESS"
+                server.faults.go_away_now(30.0)
+                await rec.wait_for(lambda: len(rec.of(events.Connected)) >= 1)
+            idle_at = next(e.seq for e in rec.of(events.InteractionStatus) if e.status == "IDLE")
+            [connected] = rec.of(events.Connected)
+    assert connected.seq > idle_at  # switched only once the model was idle
+    assert not rec.of(events.Interrupted)
+    assert "answer: ponder" in "".join(e.text for e in rec.of(events.OutputTranscript))
+
+
+async def test_text_goes_as_realtime_text_on_31(autojump_clock: MockClock) -> None:
+    """gemini-3.1-flash-live-preview closes the session (1007) on clientContent after the
+    first model turn: ask() and send_text() use realtime text there, so a conversation of
+    several questions keeps going."""
+    async with (
+        fake(model_profile="3.1") as server,
+        liveactors.open_orchestrator(server.backend(model="gemini-3.1-flash-live-preview")) as orch,
+    ):
+        conv = await orch.spawn(None, name="c")
+        replies = [(await conv.ask(q)).text for q in ("one", "two", "three")]
+        assert conv.state is liveactors.ConversationState.READY
+    assert [r.rsplit(": ", 1)[-1] for r in replies] == ["one", "two", "three"]
+    assert client_bodies(server, "clientContent") == []
+    assert [b["text"] for b in client_bodies(server, "realtimeInput")] == ["one", "two", "three"]
+    assert len(server.log.connections) == 1

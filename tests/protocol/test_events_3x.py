@@ -156,3 +156,15 @@ def test_an_unsolicited_update_without_a_handle_keeps_the_last_good_one() -> Non
     assert isinstance(event, ev.ResumptionUpdate)
     assert event.handle is None and not event.resumable
     assert tracker.handle == "h1"
+
+
+def test_in_progress_marks_the_model_busy_until_it_says_idle() -> None:
+    """On extended thinking a turnComplete is not an idle point when the service says
+    ``interactionStatus: IN_PROGRESS``; a handoff must wait for IDLE."""
+    tracker = EventTracker("c")
+    tracker.events({"serverContent": {"turnComplete": True, "interactionStatus": "IN_PROGRESS"}})
+    assert tracker.model_busy
+    tracker.events({"serverContent": {"turnComplete": True}})  # no status: unchanged
+    assert tracker.model_busy
+    tracker.events({"serverContent": {"interactionStatus": "IDLE"}})
+    assert not tracker.model_busy

@@ -71,6 +71,9 @@ class EventTracker:
     #: Output seen in the current turn (text / transcript), for transcripts and history restore.
     turn_text: list[str] = attrs.field(factory=list)
     usage: types.UsageMetadata | None = None
+    #: The service said ``interactionStatus: IN_PROGRESS``: the model goes on after its turn
+    #: (extended thinking, a running tool), so a turnComplete is not an idle point.
+    model_busy: bool = False
 
     def _next(self) -> int:
         self.seq += 1
@@ -134,6 +137,8 @@ class EventTracker:
             # ``interrupted`` usually comes in a message of its own before turnComplete.
             interrupted = self.interrupted or bool(turn_complete.get("interrupted"))
             status = turn_complete.get("interactionStatus")
+            if status is not None:
+                self.model_busy = status == "IN_PROGRESS"
             out.append(
                 self.emit(
                     ev.TurnComplete,
@@ -148,6 +153,8 @@ class EventTracker:
             "interactionStatus" in content or content.get("waitingForInput")
         ):
             status = content.get("interactionStatus")
+            if status is not None:
+                self.model_busy = status == "IN_PROGRESS"
             out.append(
                 self.emit(
                     ev.InteractionStatus,
