@@ -175,6 +175,8 @@ class Supervisor:
         self._switch_by = math.inf
         #: After a goAway: when to switch from a resumable point that no handle covers yet.
         self._idle_switch_at = math.inf
+        #: The current connection made progress (a turn completed, or a covering handle came).
+        self._progress_here = False
         self._draining = False
         #: When a requested stop must be over, whatever is still in flight.
         self._stop_at = math.inf
@@ -325,10 +327,13 @@ class Supervisor:
             except SessionRejected as exc:
                 raise _with_setup(exc, self._setup) from None
             except ConnectionLost as exc:
-                if self._holding:
+                if self._holding or (exc.code == 1000 and self._progress_here):
                     # The service ended the connection it announced with goAway (its deadline
-                    # passed mid-turn): a planned switch, not a failure. Everything it sent
-                    # before closing was read; the ledger replays what it did not answer.
+                    # passed mid-turn), or ended a connection that was making progress with a
+                    # normal close (Vertex AI's 10-minute cut: 1000 "The operation was
+                    # cancelled.", often without a goAway): a planned switch, not a failure.
+                    # Everything it sent before closing was read; the ledger replays what it
+                    # did not answer. (A 1000 before any progress is a failure: no hot loop.)
                     await self._handed_off()
                     continue
                 await self._recover(exc)
@@ -403,6 +408,7 @@ class Supervisor:
     async def _connection(self, task_status: trio.TaskStatus[None]) -> _Outcome:
         """One connection: connect, set up, replay, run until stop / handoff / failure."""
         self.ledger.new_connection()
+        self._progress_here = False
         handle = self.tracker.handle
         plan = self.ledger.plan(
             have_handle=handle is not None,
@@ -719,6 +725,7 @@ class Supervisor:
                 if builder is not None:
                     builder.complete(event.turn)
             self._budget.progress()
+            self._progress_here = True
             self._tools.turn_done(interrupted=event.interrupted)  # type: ignore[attr-defined]
             return
         elif kind is ev.ResumptionUpdate:
@@ -754,6 +761,7 @@ class Supervisor:
                 # service that hands out a handle at setup and then always drops mid-answer
                 # would reset the budget forever instead of failing the conversation.
                 self._budget.progress()
+                self._progress_here = True
             self._handle_time = trio.current_time()
             if self._on_handle is not None and event.handle:
                 self._on_handle(event.handle)

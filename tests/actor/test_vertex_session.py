@@ -88,3 +88,33 @@ async def test_a_vertex_conversation_through_drops_answers_everything_once(
     assert credentials.refreshes == 1
     assert all(c.path.startswith("/ws/google.cloud.aiplatform.") for c in server.log.connections)
     await trio.lowlevel.checkpoint()
+
+
+async def test_the_vertex_cut_is_a_handoff_and_a_bare_1000_is_not(
+    autojump_clock: MockClock,
+) -> None:
+    """Vertex AI ends connections at ten minutes with 1000 "The operation was cancelled.",
+    often with no goAway first: after progress that is a planned switch (no backoff, no
+    restart budget); a 1000 before any progress still counts as a failure, so a service that
+    closes every connection at once cannot spin the conversation in a tight loop."""
+    async with open_fake_server(
+        vertex=True, listen=False, connection_lifetime=60.0, goaway_before=0.0
+    ) as server:
+        backend = server.vertex_backend()
+        async with liveactors.open_orchestrator(backend) as orch:
+            conv = await orch.spawn(None, name="v")
+            async with recording(conv.subscribe) as rec:
+                await conv.ask("one")
+                await trio.sleep(70.0)  # past the lifetime: the 1000 cut
+                await conv.ask("two")
+                stats = conv.statistics()
+                assert (stats.handoffs, stats.reconnects) == (1, 0)
+                assert not rec.of(events.Reconnecting)
+                server.faults.close(1000, "The operation was cancelled.", after="setupComplete")
+                server.faults.drop_now()
+                await conv.ask("three")
+            stats = conv.statistics()
+    closes = [c.close_code for c in server.log.connections]
+    assert closes[0] == 1000
+    assert stats.reconnects == 2  # the drop, and the 1000 that came before any progress
+    assert server.log.answer_counts() == {"one": 1, "two": 1, "three": 1}

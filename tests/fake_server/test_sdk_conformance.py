@@ -487,3 +487,66 @@ def test_every_setup_field_the_sdk_sends_is_accepted() -> None:
     assert plan.compression == (25600, 12800)
     assert plan.handle == "h" and plan.initial_history
     assert message["setup"]["labels"] == {"team_name": "voice"}
+
+
+async def test_vertex_audio_non_blocking_tools_and_resumption() -> None:
+    """The same flows on the Vertex path: speech in (server VAD ends the turn), a NON_BLOCKING
+    call answered with a scheduling, and a new connection resuming from the handle."""
+
+    async def conversation(client: genai.Client) -> tuple[Turn, Turn, Turn, str]:
+        config = SPOKEN.model_copy(
+            update={
+                "input_audio_transcription": types.AudioTranscriptionConfig(),
+                "tools": [WEATHER],
+                "session_resumption": types.SessionResumptionConfig(),
+            }
+        )
+        handle = ""
+        async with client.aio.live.connect(model=MODEL, config=config) as session:
+            for _ in range(4):
+                await session.send_realtime_input(
+                    audio=types.Blob(data=pcm(0.1), mime_type="audio/pcm;rate=16000")
+                )
+            for _ in range(8):
+                await session.send_realtime_input(
+                    audio=types.Blob(data=pcm(0.1, loud=False), mime_type="audio/pcm;rate=16000")
+                )
+            spoken = await receive_turn(session)
+            await session.send_realtime_input(text='call get_weather {"city_name": "Oslo"}')
+            calling = await receive_turn(session)
+            (call,) = calling.calls
+            await session.send_tool_response(
+                function_responses=[
+                    types.FunctionResponse(
+                        id=call.id,
+                        name=call.name,
+                        response={"output": {"temp_c": 3}},
+                        scheduling=types.FunctionResponseScheduling.WHEN_IDLE,
+                    )
+                ]
+            )
+            result = await receive_turn(session)
+            while not handle:
+                message = await anext(aiter(session.receive()))
+                update = message.session_resumption_update
+                if update and update.resumable and update.new_handle:
+                    handle = update.new_handle
+        resumed = config.model_copy(
+            update={"session_resumption": types.SessionResumptionConfig(handle=handle)}
+        )
+        async with client.aio.live.connect(model=MODEL, config=resumed) as session:
+            await session.send_realtime_input(text="still there?")
+            again = await receive_turn(session)
+        return spoken, calling, result, again.said
+
+    async with tls_server(vertex=True) as server:
+        spoken, calling, result, again = await in_sdk_thread(server, conversation, _vertex_client)
+        assert spoken.heard.startswith("<audio") and spoken.said.startswith("echo #1: <audio")
+        assert spoken.audio > 0
+        assert calling.calls[0].args == {"city_name": "Oslo"}
+        assert result.said == 'echo #3: get_weather -> {"output":{"temp_c":3}}'
+        assert again == "echo #4: still there?"
+        assert server.log.connection(2).resumed_from is not None
+        assert all(c.vertex for c in server.log.connections)
+        [response] = server.log.client_messages(1, kind="toolResponse")
+        assert response.body["functionResponses"][0]["scheduling"] == "WHEN_IDLE"
