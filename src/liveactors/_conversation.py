@@ -6,6 +6,12 @@ rest of a program talks to a running conversation: every ``send_*`` validates it
 the call site (raising :class:`~liveactors.InvalidCommand` and changing nothing), then queues the
 command in the conversation's mailbox, in order, waiting while the mailbox is full. Once a
 ``send_*`` returns, the input is acknowledged: a dropped connection will not lose it.
+
+Validation covers types, values JSON cannot hold (a ``Decimal``, a set, NaN, an arbitrary
+object, text with a lone surrogate) and sizes: one message at most ``MAX_MESSAGE_BYTES``
+(8 MiB) encoded, one audio chunk or video frame at most ``MAX_MEDIA_BYTES`` (4 MiB), both in
+``liveactors._protocol.encode``, which says why. So nothing the writer cannot send ever enters
+the mailbox, and a rejected command leaves the conversation exactly as it was.
 """
 
 from __future__ import annotations
@@ -73,6 +79,11 @@ class ConversationStatistics:
     events_dropped: int
     #: Retries after the service's concurrency limit refused a connect (not in ``reconnects``).
     busy_retries: int = 0
+    #: Input messages handed back undelivered when the conversation ended (``InputUndelivered``).
+    undelivered: int = 0
+    #: Realtime audio / video chunks trimmed from the replay buffer, older than the replay
+    #: window (see :class:`~liveactors.events.ReplayTrimmed`).
+    replay_trimmed: int = 0
 
 
 class Conversation:
@@ -105,7 +116,9 @@ class Conversation:
 
     async def on_tool_call(self, call: types.FunctionCall) -> Any:
         """Answer one function call: return its result (a value, a dict, or a whole
-        ``types.FunctionResponse``); an exception becomes an ``{"error": ...}`` response.
+        ``types.FunctionResponse``). The result must be plain JSON (dicts with str keys, lists,
+        str, int, finite float, bool, None); an exception, or a result that is not JSON, is
+        answered through :meth:`on_tool_error` and the conversation carries on.
 
         The default calls ``functions[call.name](**call.args)``.
         """
@@ -116,6 +129,22 @@ class Conversation:
         if inspect.iscoroutinefunction(function):
             return await function(**args)
         return await trio.to_thread.run_sync(lambda: function(**args), abandon_on_cancel=True)
+
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        """The response body the model gets when answering ``call`` failed.
+
+        ``error`` is what :meth:`on_tool_call` raised, or a ``TypeError`` (the result is not
+        JSON: ``"the result of get_weather is not JSON: response.output.price is a Decimal"``)
+        or ``ValueError`` (the result is too large to send) raised for its result. Either way a
+        WARNING with the traceback is logged first. The default tells the model the
+        exception's type and message, ``{"error": "ValueError: no weather for Paris"}``;
+        override it to keep details from the model (a message may hold private data) or to
+        tell it what to do instead.
+
+        Runs in the call's task and must not block. It must return a dict of plain JSON; if it
+        raises or returns anything else, that is logged and the default body is sent.
+        """
+        return {"error": f"{type(error).__name__}: {error}"}
 
     async def on_stop(self) -> None:
         """The conversation is closing (not called when it failed)."""
@@ -153,20 +182,29 @@ class ConversationRef:
         """Send a user turn of text (``clientContent``); ``turn_complete=False`` only adds it to
         the history. On a model that takes ``clientContent`` only as initial history
         (``gemini-3.1-flash-live-preview``) a whole turn goes as realtime text instead."""
-        if not isinstance(text, str):
-            raise InvalidCommand(f"text must be a str, not {type(text).__name__}")
+        _check_text(text)
+        if not isinstance(turn_complete, bool):
+            raise InvalidCommand(
+                f"turn_complete must be a bool, not {type(turn_complete).__name__}"
+            )
         await self._sup.submit(self._sup.text_message(text, turn_complete=turn_complete))
 
     async def send_content(self, turns: Any, *, turn_complete: bool = True) -> None:
-        """Send turns (``types.Content``, dicts, or str) as ``clientContent``."""
+        """Send turns (``types.Content``, dicts, or str) as ``clientContent``.
+
+        Validated here: the turns must be valid Content, plain JSON where they hold free-form
+        data (a function call's ``args``, a function response), and at most
+        ``MAX_MESSAGE_BYTES`` (8 MiB) encoded; anything else raises ``InvalidCommand`` naming
+        the place (``"turns[0].parts[1].functionCall.args.x is a Decimal"``)."""
         await self._sup.submit(encode.client_content(turns, turn_complete=turn_complete))
 
     async def send_audio(self, pcm: bytes, *, rate: int = 16000) -> None:
-        """Stream a chunk of 16-bit little-endian mono PCM recorded at ``rate`` Hz."""
+        """Stream a chunk of 16-bit little-endian mono PCM recorded at ``rate`` Hz (at most
+        ``MAX_MEDIA_BYTES``, 4 MiB: stream audio in small chunks, 20 to 100 ms)."""
         await self._sup.submit(encode.realtime_audio(pcm, rate=rate))
 
     async def send_video(self, frame: bytes, *, mime_type: str = "image/jpeg") -> None:
-        """Stream one video frame (an image)."""
+        """Stream one video frame (an image, at most ``MAX_MEDIA_BYTES``, 4 MiB)."""
         await self._sup.submit(encode.realtime_video(frame, mime_type=mime_type))
 
     async def send_realtime_text(self, text: str) -> None:
@@ -190,7 +228,8 @@ class ConversationRef:
 
     async def send_tool_response(self, responses: Any) -> None:
         """Answer pending tool calls: ``types.FunctionResponse``\\ s or dicts, each with the
-        ``id`` of its call."""
+        ``id`` of its call. Each ``response`` must be plain JSON (dicts with str keys, lists,
+        str, int, finite float, bool, None) and the message at most 8 MiB encoded."""
         await self._sup.submit_tool_response(encode.function_responses(responses))
 
     async def ask(self, text: str) -> Reply:
@@ -199,8 +238,7 @@ class ConversationRef:
         Survives reconnects: if the connection drops mid-answer, the answer after the reconnect
         is returned. Bound the wait the trio way: ``with trio.fail_after(10): await ask(...)``.
         """
-        if not isinstance(text, str):
-            raise InvalidCommand(f"text must be a str, not {type(text).__name__}")
+        _check_text(text)
         builder = ReplyBuilder()
         await self._sup.submit(self._sup.text_message(text, turn_complete=True), reply=builder)
         return await builder.wait()
@@ -242,3 +280,10 @@ class ConversationRef:
     async def wait_closed(self) -> None:
         """Wait until the conversation is closed or failed."""
         await self._sup.wait_finished()
+
+
+def _check_text(text: object) -> None:
+    """``text`` of ``send_text`` / ``ask``: a str that can be sent (see ``encode.check_text``)."""
+    if not isinstance(text, str):
+        raise InvalidCommand(f"text must be a str, not {type(text).__name__}")
+    encode.check_text(text, "text")

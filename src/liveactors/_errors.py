@@ -19,8 +19,9 @@ catch these::
     ├── SubscriberOverflow          a subscriber with overflow="error" fell behind
     └── AdmissionTimeout            no session slot became free in time
 
-Close codes and reasons are kept verbatim on :class:`CloseInfo` so a user can see exactly what the
-service said. No exception text ever contains an API key, token or resumption handle.
+Close codes and reasons are kept on :class:`CloseInfo` so a user can see what the service said,
+verbatim except for secrets: no exception text or repr ever contains an API key, token or
+resumption handle (a close reason quoting one shows ``<redacted>`` in its place).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ __all__ = [
 
 @attrs.frozen
 class CloseInfo:
-    """A WebSocket close as the peer sent it: ``code`` 1006 means no close frame arrived."""
+    """A WebSocket close as the peer sent it: ``code`` 1006 means no close frame arrived;
+    ``reason`` is verbatim but for secrets, replaced by ``<redacted>``."""
 
     code: int
     reason: str = ""
@@ -101,7 +103,7 @@ class _ClosedError(LiveError):
 
     @property
     def reason(self) -> str:
-        """The close reason exactly as the server sent it ("" if none)."""
+        """The close reason as the server sent it, secrets redacted ("" if none)."""
         return "" if self.close is None else self.close.reason
 
 

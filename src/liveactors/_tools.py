@@ -5,6 +5,11 @@ answers on whichever connection is current; a ``toolCallCancellation`` cancels i
 response goes out. A turn regenerated after a reconnect asks again with new call ids: the same
 call (same name and arguments) of the same turn is answered by the run already under way, or by
 its result, so the function never runs twice for one question.
+
+What goes to the model is always sendable: a result that is not plain JSON (a ``Decimal``, a
+set, a datetime, bytes, NaN, an arbitrary object) or too large is caught where the response is
+made, and answered like an exception, through ``Conversation.on_tool_error``; both are logged
+as a WARNING with the traceback, and the conversation carries on.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import pydantic
 import trio
 from google.genai import types
 
 from ._conversation import Conversation
+from ._errors import InvalidCommand
+from ._protocol import encode
 
 __all__ = ["ToolRunner", "non_blocking_functions"]
 
@@ -119,20 +127,38 @@ class ToolRunner:
 
     async def _run(self, run: _Run) -> None:
         call = run.call
+        result: Any = None
+        error: Exception | None = None
         with run.scope:
             try:
-                handler = self._actor.on_tool_call
-                if inspect.iscoroutinefunction(handler):
-                    result = await handler(call)
-                else:
-                    result = await trio.to_thread.run_sync(handler, call, abandon_on_cancel=True)
+                result = await self._call(call)
             except Exception as exc:  # the user's function failed: the model hears why
-                log.info("%s: tool %s raised %s", self._name, call.name, type(exc).__name__)
-                result = {"error": f"{type(exc).__name__}: {exc}"}
+                log.warning(
+                    "%s: tool %s raised %s",
+                    self._name,
+                    call.name,
+                    type(exc).__name__,
+                    exc_info=True,
+                )
+                error = exc
         if run.scope.cancelled_caught:
             return
-        run.response = self.response_for(call, result)
+        if error is None:
+            try:
+                run.response = self.response_for(call, result)
+            except Exception as exc:  # not JSON, too large, not a valid FunctionResponse...
+                log.warning("%s: %s", self._name, exc, exc_info=True)
+                error = exc
+        if error is not None:
+            run.response = self._error_response(call, error)
         self._answer(run, list(run.ids))
+
+    async def _call(self, call: types.FunctionCall) -> Any:
+        """The actor's ``on_tool_call`` (a sync one in a worker thread)."""
+        handler = self._actor.on_tool_call
+        if inspect.iscoroutinefunction(handler):
+            return await handler(call)
+        return await trio.to_thread.run_sync(handler, call, abandon_on_cancel=True)
 
     def _answer(self, run: _Run, ids: list[str]) -> None:
         assert run.response is not None
@@ -144,7 +170,12 @@ class ToolRunner:
     def response_for(self, call: types.FunctionCall, result: Any) -> types.FunctionResponse:
         """The response a call's result makes: a whole FunctionResponse as given, a dict with
         ``output`` or ``error`` as the body, anything else as ``{"output": result}``; NON_BLOCKING
-        functions get their scheduling (``Conversation.scheduling``, default WHEN_IDLE)."""
+        functions get their scheduling (``Conversation.scheduling``, default WHEN_IDLE).
+
+        The check happens here, where the result is made, so nothing invalid ever reaches the
+        writer: a result that is not plain JSON raises ``TypeError``, one too large to send
+        ``ValueError``, each saying what is wrong.
+        """
         if isinstance(result, types.FunctionResponse):
             response = result.model_copy(update={"id": call.id, "name": result.name or call.name})
         else:
@@ -152,10 +183,82 @@ class ToolRunner:
                 body = result
             else:
                 body = {"output": result}
-            response = types.FunctionResponse(id=call.id, name=call.name, response=body)
+            try:
+                response = types.FunctionResponse(id=call.id, name=call.name, response=body)
+            except pydantic.ValidationError:  # a key that is not a str
+                detail = encode.json_problem(body, "response") or "not a JSON object"
+                raise TypeError(f"the result of {call.name} is not JSON: {detail}") from None
+        problem = _problem(response)
+        if isinstance(problem, TypeError):
+            raise TypeError(f"the result of {call.name} is not JSON: {problem}")
+        if problem is not None:
+            raise ValueError(f"the result of {call.name} cannot be sent: {problem}")
+        return self._scheduled(call, response)
+
+    def _scheduled(
+        self, call: types.FunctionCall, response: types.FunctionResponse
+    ) -> types.FunctionResponse:
+        """``response`` with the scheduling of a NON_BLOCKING function, unless it has its own."""
         if call.name in self._non_blocking and response.scheduling is None:
             scheduling = self._actor.scheduling.get(call.name or "", "WHEN_IDLE")
             response = response.model_copy(
                 update={"scheduling": types.FunctionResponseScheduling(scheduling)}
             )
         return response
+
+    def _error_response(self, call: types.FunctionCall, error: Exception) -> types.FunctionResponse:
+        """The answer to a call that failed: the body ``on_tool_error`` makes of ``error``, or
+        the default body when the hook fails or its body cannot be sent."""
+        response = None
+        try:
+            body = self._actor.on_tool_error(call, error)
+            if not isinstance(body, dict):
+                raise TypeError(f"on_tool_error returned a {type(body).__name__}, not a dict")
+            response = types.FunctionResponse(id=call.id, name=call.name, response=body)
+            problem = _problem(response)
+            if problem is not None:
+                raise problem
+        except Exception:
+            log.warning(
+                "%s: on_tool_error failed for %s; sending the default",
+                self._name,
+                call.name,
+                exc_info=True,
+            )
+            response = None
+        if response is None:
+            response = types.FunctionResponse(
+                id=call.id, name=call.name, response={"error": _describe(error)}
+            )
+        return self._scheduled(call, response)
+
+
+#: The longest exception message the default error body quotes (the model needs the gist).
+_MAX_ERROR_TEXT = 2000
+
+
+def _problem(response: types.FunctionResponse) -> Exception | None:
+    """Why ``response`` cannot be sent: a ``TypeError`` if its body is not plain JSON, a
+    ``ValueError`` if the message would be too large (or otherwise unsendable); else None."""
+    body = response.model_dump(include={"response"}).get("response")
+    problem = encode.json_problem(body, "response")
+    if problem is not None:
+        return TypeError(problem)
+    try:
+        encode.check_message(encode.tool_response([response]), "response", body)
+    except InvalidCommand as exc:
+        return ValueError(str(exc))
+    return None
+
+
+def _describe(error: Exception) -> str:
+    """``"TypeName: message"``, always sendable: a message that cannot be printed, is not valid
+    Unicode or is huge is made safe (this is the last resort, so it must not fail)."""
+    try:
+        text = str(error)
+    except Exception:
+        text = "<the message could not be printed>"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > _MAX_ERROR_TEXT:
+        text = text[:_MAX_ERROR_TEXT] + "..."
+    return f"{type(error).__name__}: {text}"

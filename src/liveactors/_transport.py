@@ -12,7 +12,10 @@ channel. Two transports share one code path and differ only in how the byte stre
 
 Both speak real WebSocket framing through wsproto (sans-IO), so a test exercises the same
 bytes as production. Lower-layer exceptions are translated here, once, into the
-:mod:`liveactors` tree.
+:mod:`liveactors` tree, and secrets never reach them: a close reason (or a refused upgrade's
+body) that quotes a credential or one of the conversation's resumption handles
+(:class:`Secrets`) shows ``<redacted>`` instead. A send cancelled after it began to write breaks
+its link, so the peer never reads half a frame followed by another.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import functools
 import logging
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -53,6 +56,7 @@ __all__ = [
     "ConnectRequest",
     "Link",
     "MemoryTransport",
+    "Secrets",
     "Transport",
     "WebSocketTransport",
 ]
@@ -63,9 +67,59 @@ log = logging.getLogger("liveactors.transport")
 MAX_MESSAGE_SIZE = 16 * 2**20
 
 
+#: A string shorter than this is never treated as a secret: redacting it would mangle text.
+_MIN_SECRET = 4
+
+
+class Secrets:
+    """Strings that must never show in an exception's text or a log record: a conversation's
+    resumption handles (a close reason may quote the handle it refuses).
+
+    Shared and growing: a conversation keeps one, adds each handle as it arrives, and passes it
+    on every :class:`ConnectRequest` (``secrets=``). A link reads it when a close arrives, so a
+    handle learnt in the middle of a connection is hidden as well as the one it resumed with.
+    Only the newest ``keep`` are kept: a conversation gets a handle per turn, and a service
+    echoes the handle in use, not one from hours ago. (Credentials in a request's headers are
+    redacted without being listed here.)
+    """
+
+    __slots__ = ("_items", "_keep")
+
+    def __init__(self, initial: Iterable[str | None] = (), *, keep: int = 16) -> None:
+        self._keep = keep
+        self._items: dict[str, None] = {}  # insertion-ordered set, oldest first
+        for secret in initial:
+            self.add(secret)
+
+    def __repr__(self) -> str:
+        return f"<Secrets: {len(self._items)} hidden>"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, secret: str | None) -> None:
+        """Hide ``secret`` from now on (None, or a string too short to be one, is ignored)."""
+        if not secret or len(secret) < _MIN_SECRET:
+            return
+        self._items.pop(secret, None)
+        self._items[secret] = None
+        while len(self._items) > self._keep:
+            del self._items[next(iter(self._items))]
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``<redacted>``."""
+        return _redact(text, _longest_first(self._items))
+
+
 @attrs.frozen
 class ConnectRequest:
-    """Everything needed to open one connection. ``headers`` carry secrets and never print."""
+    """Everything needed to open one connection. ``headers`` carry credentials and never print;
+    ``secrets`` holds more strings (resumption handles) that errors and logs must not show.
+    ``close_timeout`` bounds the writes that a cancellation must not cut (a pong, the closing
+    handshake)."""
 
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
@@ -73,6 +127,7 @@ class ConnectRequest:
     connect_timeout: float = 10.0
     close_timeout: float = 2.0
     max_message_size: int = MAX_MESSAGE_SIZE
+    secrets: Secrets | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def host(self) -> str:
@@ -111,6 +166,10 @@ class Link:
             if isinstance(e, BytesMessage | TextMessage) and e.message_finished
         ]
         self._send_lock = trio.Lock()
+        #: A cancelled write may have cut a frame: nothing more may be written.
+        self._broken = False
+        #: A write failed (the peer is gone): no more sends, but reading goes on to the end.
+        self._send_failed = False
         self._receiving = False
         self._buffered = 0  # messages returned since the last socket read
         self.close_info: CloseInfo | None = None
@@ -133,12 +192,51 @@ class Link:
         return self._closed_error()
 
     async def _write(self, data: bytes) -> None:
-        try:
-            async with self._send_lock:
+        """Write ``data`` (one whole frame) to the stream, or break the link trying.
+
+        The peer reads frames by their length, so after a frame cut short anything written
+        next would be taken for the rest of its payload. A cancellation that comes before the
+        first byte leaves the link intact; one that comes later may have cut the frame, and a
+        stream cannot say how much went out: the link is then broken (the trio rule for a
+        cancelled ``send_all``, as ``SSLStream`` applies it too). Nothing is written on it
+        again, not even a close frame: the peer sees the connection drop, and the supervisor
+        replaces it. (Finishing the frame under a shield instead would cost a cancel scope on
+        every send, the hot path of audio streaming, for a case that only arises when the
+        connection is being given up anyway.)
+        """
+        async with self._send_lock:
+            if self._broken:
+                await trio.lowlevel.checkpoint()
+                raise ConnectionLost("connection broken: a cancelled send cut a frame short")
+            if self._send_failed:
+                await trio.lowlevel.checkpoint()
+                raise ConnectionLost("connection broke while sending")
+            # Acquiring the lock may have left a cancellation pending: take it now, while
+            # nothing is written.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
                 await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self.close_info = self.close_info or CloseInfo(ABNORMAL, "")
-            raise ConnectionLost(f"connection broke while sending: {type(exc).__name__}") from None
+            except trio.Cancelled:
+                self._break()
+                raise
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                # Sending is over, but what the peer sent before the connection broke may still
+                # be waiting to be read (an answer, its turnComplete): the reader drains it
+                # and meets the close or EOF itself. Marking the link closed here would throw
+                # those frames away and ask their question again.
+                self._send_failed = True
+                raise ConnectionLost(
+                    f"connection broke while sending: {type(exc).__name__}"
+                ) from None
+
+    def _break(self) -> None:
+        """A write was cut: write nothing more, and report the link as ended abnormally."""
+        self._broken = True
+        if self.close_info is None:
+            self.close_info = CloseInfo(ABNORMAL, "")
+        log.debug(
+            "a send was cancelled mid-frame; the connection to %s is broken", self._request.url
+        )
 
     async def _reply(self, event: Event) -> None:
         """A pong or the closing handshake's reply: never half-written by a cancellation."""
@@ -150,7 +248,11 @@ class Link:
             await self._write(self._ws.send(event))
 
     async def send(self, text: str) -> None:
-        """Send one text frame; a closed connection raises its typed error."""
+        """Send one text frame; a closed connection raises its typed error.
+
+        Cancelling a send that has begun to write breaks the link (see :meth:`_write`): the
+        peer never sees half a frame followed by another.
+        """
         if self.close_info is not None:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
@@ -220,9 +322,12 @@ class Link:
                     await self._reply(Pong(payload=_as_bytes(payload)))
                 elif opcode == CLOSE:
                     code, reason = _close_payload(payload)
+                    # Recorded before replying: a reply cut short breaks the link, and the
+                    # error must still say what the peer said.
+                    error = self._close_with(code, reason)
                     if self._ws.state is ConnectionState.OPEN:
                         await self._reply(CloseConnection(code if code != _NO_STATUS else 1000))
-                    raise self._close_with(code, reason)
+                    raise error
                 continue  # a pong: nothing to do
             try:
                 data = await self._stream.receive_some(_RECEIVE_BUFFER)
@@ -245,7 +350,7 @@ class Link:
             trio.move_on_after(self._request.close_timeout),
             suppress(LocalProtocolError, LiveError),
         ):
-            if self._ws.state is ConnectionState.OPEN:
+            if self._ws.state is ConnectionState.OPEN and not self._broken:
                 await self._write(self._ws.send(CloseConnection(code, reason or None)))
                 if not self._receiving:
                     await self._await_close_reply()
@@ -307,15 +412,23 @@ _REDACTED = "<redacted>"
 
 
 def _secrets_of(request: ConnectRequest) -> tuple[str, ...]:
-    """The credential strings in ``request``'s headers (a ``Token x`` value yields ``x`` too)."""
+    """The strings to hide for ``request``, now: the credentials in its headers (a ``Token x``
+    value yields ``x`` too) and what its :class:`Secrets` holds at this moment."""
     found: list[str] = []
     for _, value in request.headers:
         found.append(value)
         scheme, _, rest = value.partition(" ")
         if rest and scheme.lower() in ("token", "bearer"):
             found.append(rest)
-    # Longest first, so a bare token inside "Token <token>" is replaced as a whole.
-    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+    if request.secrets is not None:
+        found.extend(request.secrets)
+    return _longest_first(s for s in found if len(s) >= _MIN_SECRET)
+
+
+def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
+    # Longest first, so a bare token inside "Token <token>" (or a handle that is the prefix of
+    # a newer one) is replaced as a whole.
+    return tuple(sorted(set(secrets), key=len, reverse=True))
 
 
 def _redact(text: str, secrets: tuple[str, ...]) -> str:
@@ -326,33 +439,45 @@ def _redact(text: str, secrets: tuple[str, ...]) -> str:
 
 
 class _SecretFilter(logging.Filter):
-    """Redacts the credentials of open connections from trio-websocket's log records (a server
-    in the same process, such as the fake one, logs close reasons, which may echo anything)."""
+    """Redacts the secrets of open connections from trio-websocket's log records (a server in
+    the same process, such as the fake one, logs close reasons, which may echo anything)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.active: Counter[str] = Counter()
+        #: The growing registries of open connections (read at each record: they change).
+        self.registries: Counter[Secrets] = Counter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.active:
-            secrets = tuple(sorted(self.active, key=len, reverse=True))
+        if self.active or self.registries:
+            found = set(self.active)
+            for registry in self.registries:
+                found.update(registry)
             try:
                 message = record.getMessage()
             except Exception:  # a malformed record is the handler's business, not ours
                 return True
-            redacted = _redact(message, secrets)
+            redacted = _redact(message, _longest_first(found))
             if redacted is not message:
                 record.msg, record.args = redacted, None
         return True
 
     @contextmanager
-    def watching(self, secrets: tuple[str, ...]) -> Iterator[None]:
-        self.active.update(secrets)
+    def watching(self, request: ConnectRequest) -> Iterator[None]:
+        """Hide ``request``'s secrets while its connection is open."""
+        credentials = _secrets_of(attrs.evolve(request, secrets=None))
+        registry = request.secrets
+        self.active.update(credentials)
+        if registry is not None:
+            self.registries[registry] += 1
         try:
             yield
         finally:
-            self.active.subtract(secrets)
+            self.active.subtract(credentials)
             self.active += Counter()  # drop the zero counts
+            if registry is not None:
+                self.registries[registry] -= 1
+                self.registries += Counter()
 
 
 _SECRET_FILTER = _SecretFilter()
@@ -367,7 +492,7 @@ async def _open_link(request: ConnectRequest, open_stream: StreamOpener) -> Asyn
     :mod:`liveactors` exception a failure to connect means.
     """
     secrets = _secrets_of(request)
-    with _SECRET_FILTER.watching(secrets):
+    with _SECRET_FILTER.watching(request):
         stream, ws = await _handshake(request, open_stream, secrets)
         link = Link(stream, ws, request)
         log.debug("connected to %s", request.url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -31,6 +32,9 @@ from .conftest import (
 )
 
 Command = Callable[[liveactors.ConversationRef], Awaitable[Any]]
+
+
+MIB = 2**20
 
 
 def b64(data: bytes) -> str:
@@ -161,6 +165,67 @@ INVALID: list[tuple[str, Command, str]] = [
     ("activity_start automatic VAD", lambda c: c.activity_start(), "needs manual VAD"),
     ("activity_end automatic VAD", lambda c: c.activity_end(), "needs manual VAD"),
     ("ask not str", lambda c: c.ask(["hi"]), "text must be a str"),
+    # Values JSON cannot hold, and sizes over the limits: refused here, not in the writer.
+    ("text lone surrogate", lambda c: c.send_text("a\ud800b"), "text is not valid Unicode"),
+    ("text too large", lambda c: c.send_text("x" * 17 * MIB), "text is too large: 17.0 MiB"),
+    ("ask lone surrogate", lambda c: c.ask("\udfff"), "text is not valid Unicode"),
+    ("ask too large", lambda c: c.ask("é" * 5 * MIB), "text is too large: 10.0 MiB"),
+    (
+        "content not JSON",
+        lambda c: c.send_content(
+            [
+                types.Part(function_call=types.FunctionCall(name="f", args={"x": Decimal(1)})),
+            ]
+        ),
+        r"turns\[0\]\.parts\[0\]\.functionCall\.args\.x is a Decimal",
+    ),
+    (
+        "content NaN",
+        lambda c: c.send_content(
+            {"parts": [{"function_response": {"name": "f", "response": {"v": float("nan")}}}]}
+        ),
+        r"turns\[0\]\.parts\[0\]\.functionResponse\.response\.v is nan",
+    ),
+    (
+        "content lone surrogate",
+        lambda c: c.send_content(["fine", "not \ud800 fine"]),
+        r"turns\[0\]\.parts\[1\]\.text is not valid Unicode",
+    ),
+    ("content too large", lambda c: c.send_content("x" * 17 * MIB), "turns is too large"),
+    ("audio too large", lambda c: c.send_audio(bytes(5 * MIB)), "audio chunk is too large"),
+    ("video too large", lambda c: c.send_video(b"\xff" * 5 * MIB), "video frame is too large"),
+    (
+        "realtime text surrogate",
+        lambda c: c.send_realtime_text("\ud800"),
+        "text is not valid Unicode",
+    ),
+    (
+        "realtime text too large",
+        lambda c: c.send_realtime_text("x" * 17 * MIB),
+        "text is too large",
+    ),
+    (
+        "tool response not JSON",
+        lambda c: c.send_tool_response({"id": "fc-1", "response": {"v": Decimal("1.5")}}),
+        r"responses\[0\]\.response\.v is a Decimal",
+    ),
+    (
+        "tool response set",
+        lambda c: c.send_tool_response([{"id": "fc-1", "response": {"output": {1, 2}}}]),
+        r"responses\[0\]\.response\.output is a set",
+    ),
+    (
+        "tool response NaN",
+        lambda c: c.send_tool_response(
+            types.FunctionResponse(id="fc-1", response={"output": [1.0, float("inf")]})
+        ),
+        r"responses\[0\]\.response\.output\[1\] is inf",
+    ),
+    (
+        "tool response too large",
+        lambda c: c.send_tool_response({"id": "fc-1", "response": {"output": "x" * 9 * MIB}}),
+        "responses is too large",
+    ),
 ]
 
 

@@ -4,7 +4,10 @@ functions answer with their scheduling, and a call pending across a reconnect ru
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import logging
 import threading
 from typing import Any, ClassVar
 
@@ -170,6 +173,160 @@ async def test_exception_becomes_an_error_response(
         assert (await conv.ask("next")).text == "echo #2: next"
 
 
+async def test_exception_is_logged_as_a_warning_with_its_traceback(
+    caplog: pytest.LogCaptureFixture, autojump_clock: MockClock
+) -> None:
+    async with (
+        fake(connection_lifetime=None) as server,
+        conversation(server, WEATHER, actor=Failing) as (_, conv),
+    ):
+        with caplog.at_level(logging.INFO, logger="liveactors"):
+            await conv.ask(ASK_WEATHER)
+    [record] = [r for r in caplog.records if "get_weather" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    assert "no weather for Paris" in caplog.text  # the traceback, with the message
+
+
+class Unusual:
+    """An object JSON cannot hold."""
+
+
+NOT_JSON: list[tuple[str, Any, str]] = [
+    ("decimal", {"price": decimal.Decimal("9.99")}, "response.output.price is a Decimal"),
+    ("set", {1, 2}, "response.output is a set"),
+    ("datetime", {"at": datetime.datetime(2026, 1, 1)}, "response.output.at is a datetime"),
+    ("bytes", [b"raw"], "response.output[0] is a bytes"),
+    ("nan", {"ratio": float("nan")}, "response.output.ratio is nan"),
+    ("infinity", float("inf"), "response.output is inf"),
+    ("object", Unusual(), "response.output is a Unusual"),
+    ("int key", {1: "one"}, "response.output has a key of type int"),
+    ("int key in the body", {"error": "x", 2: "two"}, "response has a key of type int"),
+    ("surrogate", "lone \ud800", "response.output is not valid Unicode"),
+    (
+        "whole FunctionResponse",
+        types.FunctionResponse(response={"output": {"n": decimal.Decimal(1)}}),
+        "response.output.n is a Decimal",
+    ),
+]
+
+
+class NotJSON(liveactors.Conversation):
+    result: ClassVar[Any] = None
+
+    async def on_tool_call(self, call: types.FunctionCall) -> Any:
+        return self.result
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"), [i[1:] for i in NOT_JSON], ids=[i[0] for i in NOT_JSON]
+)
+async def test_a_result_that_is_not_json_is_answered_with_an_error(
+    result: Any, problem: str, caplog: pytest.LogCaptureFixture, autojump_clock: MockClock
+) -> None:
+    actor = type("Tool", (NotJSON,), {"result": result})
+    async with (
+        fake(connection_lifetime=None) as server,
+        conversation(server, WEATHER, actor=actor) as (_, conv),
+    ):
+        with caplog.at_level(logging.INFO, logger="liveactors"):
+            reply = await conv.ask(ASK_WEATHER)
+        [sent] = tool_responses(server)
+        assert sent["id"] == call_ids(server)[0]
+        # The model hears what went wrong, naming the type, and the conversation carries on.
+        error = sent["response"]["error"]
+        assert error.startswith("TypeError: the result of get_weather is not JSON: ")
+        assert problem in error
+        assert error in reply.text
+        assert conv.state is liveactors.ConversationState.READY
+        assert (await conv.ask("next")).text == "echo #2: next"
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.WARNING
+    assert problem in record.getMessage() or problem in caplog.text
+    assert record.exc_info is not None
+
+
+async def test_a_result_too_large_to_send_is_answered_with_an_error(
+    caplog: pytest.LogCaptureFixture, autojump_clock: MockClock
+) -> None:
+    actor = type("Tool", (NotJSON,), {"result": "x" * 9 * 2**20})
+    async with (
+        fake(connection_lifetime=None) as server,
+        conversation(server, WEATHER, actor=actor) as (_, conv),
+    ):
+        with caplog.at_level(logging.INFO, logger="liveactors"):
+            await conv.ask(ASK_WEATHER)
+        [sent] = tool_responses(server)
+        assert sent["response"]["error"].startswith(
+            "ValueError: the result of get_weather cannot be sent: response is too large: 9.0 MiB"
+        )
+        assert conv.state is liveactors.ConversationState.READY
+    ours = [r for r in caplog.records if r.name.startswith("liveactors")]
+    assert [r.levelname for r in ours if r.levelno >= logging.INFO] == ["WARNING"]
+
+
+class Discreet(liveactors.Conversation):
+    seen: ClassVar[list[tuple[str | None, str]]] = []
+
+    async def on_tool_call(self, call: types.FunctionCall) -> Any:
+        raise RuntimeError("database password is hunter2")
+
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        self.seen.append((call.name, type(error).__name__))
+        return {"error": "the weather service is down; apologise"}
+
+
+async def test_on_tool_error_decides_what_the_model_hears(autojump_clock: MockClock) -> None:
+    Discreet.seen.clear()
+    async with (
+        fake(connection_lifetime=None) as server,
+        conversation(server, WEATHER, actor=Discreet) as (_, conv),
+    ):
+        reply = await conv.ask(ASK_WEATHER)
+        [sent] = tool_responses(server)
+        assert sent["response"] == {"error": "the weather service is down; apologise"}
+        assert "hunter2" not in reply.text
+        assert Discreet.seen == [("get_weather", "RuntimeError")]
+
+
+class BrokenHook(Failing):
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        raise KeyError("oops")
+
+
+class NotJSONHook(Failing):
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        return {"error": decimal.Decimal(1)}
+
+
+class NotADictHook(Failing):
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        return "sorry"  # type: ignore[return-value]
+
+
+class IntKeyHook(Failing):
+    def on_tool_error(self, call: types.FunctionCall, error: Exception) -> dict[str, Any]:
+        return {1: "one"}  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize("actor", [BrokenHook, NotJSONHook, NotADictHook, IntKeyHook])
+async def test_a_failing_on_tool_error_falls_back_to_the_default(
+    actor: type[liveactors.Conversation],
+    caplog: pytest.LogCaptureFixture,
+    autojump_clock: MockClock,
+) -> None:
+    async with (
+        fake(connection_lifetime=None) as server,
+        conversation(server, WEATHER, actor=actor) as (_, conv),
+    ):
+        with caplog.at_level(logging.INFO, logger="liveactors"):
+            await conv.ask(ASK_WEATHER)
+        [sent] = tool_responses(server)
+        assert sent["response"] == {"error": "ValueError: no weather for Paris"}
+        assert conv.state is liveactors.ConversationState.READY
+    assert any("on_tool_error" in r.getMessage() for r in caplog.records)
+
+
 def two_calls(ctx: TurnContext) -> Any:
     if ctx.tool_results:
         return echo_responder(ctx)
@@ -271,6 +428,28 @@ async def test_manual_tool_response_as_dicts(autojump_clock: MockClock) -> None:
             )
         assert [r["id"] for r in tool_responses(server)] == [first.id, second.id]
         assert replies[0].text == ('echo #1: get_weather -> {"output":1}; get_time -> {"output":2}')
+
+
+async def test_a_manual_response_that_is_not_json_is_refused_and_changes_nothing(
+    autojump_clock: MockClock,
+) -> None:
+    async with (
+        fake() as server,
+        conversation(server, WEATHER) as (_, conv),
+        recording(conv.subscribe, events.ToolCall) as rec,
+    ):
+        await conv.send_text(ASK_WEATHER)
+        [call] = (await rec.wait_for_event(events.ToolCall)).calls
+        with pytest.raises(liveactors.InvalidCommand, match=r"response\.output is a set"):
+            await conv.send_tool_response(
+                {"id": call.id, "name": call.name, "response": {"output": {"fog"}}}
+            )
+        # The call is still pending, the connection intact: a valid answer completes the turn.
+        await conv.send_tool_response({"id": call.id, "name": call.name, "response": {"ok": 1}})
+        await server.log.wait_for(lambda: server.log.answered())
+        assert [r["response"] for r in tool_responses(server)] == [{"ok": 1}]
+        assert conv.state is liveactors.ConversationState.READY
+        assert (await conv.ask("next")).text == "echo #2: next"
 
 
 async def test_response_for_a_cancelled_call_is_invalid(autojump_clock: MockClock) -> None:

@@ -1,8 +1,12 @@
-"""Every client message kind encodes to the camelCase JSON of live-protocol.md §3 and §11."""
+"""Every client message kind encodes to its camelCase JSON (docs/protocol.md, "Client
+messages")."""
 
 from __future__ import annotations
 
 import base64
+import datetime
+import decimal
+import enum
 import json
 from typing import Any
 
@@ -365,3 +369,111 @@ _ANSWER = types.Part(
 def test_turns_are_grouped_like_google_genai(turns: Any) -> None:
     expected = [c.model_dump(exclude_none=True) for c in _transformers.t_contents(turns)]
     assert [c.model_dump(exclude_none=True) for c in encode.contents(turns)] == expected
+
+
+# -- JSON and size checks -----------------------------------------------------------------------
+
+
+class _Opaque:
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+_DEEP: dict[str, Any] = {}
+_cursor = _DEEP
+for _ in range(150):
+    _cursor["d"] = {}
+    _cursor = _cursor["d"]
+_CYCLE: dict[str, Any] = {}
+_CYCLE["self"] = _CYCLE
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"a": [1, {"b": decimal.Decimal(1)}]}, "r.a[1].b is a Decimal"),
+        ({"a b": {1, 2}}, "r['a b'] is a set"),
+        ([0.5, float("-inf")], "r[1] is -inf, which JSON cannot hold"),
+        ({"when": datetime.date(2026, 1, 1)}, "r.when is a date"),
+        ({"raw": b"\x00"}, "r.raw is a bytes"),
+        (_Opaque(), "r is a _Opaque"),
+        ({"k": {2: "two"}}, "r.k has a key of type int (2); JSON keys are strings"),
+        ({"k": "\udc80"}, "r.k is not valid Unicode"),
+        ({"\ud800": 1}, "r has a key that is not valid Unicode"),
+        (_DEEP, "nests deeper than 100 levels"),
+        (_CYCLE, "nests deeper than 100 levels"),
+    ],
+    ids=[
+        "decimal",
+        "set",
+        "infinity",
+        "date",
+        "bytes",
+        "object",
+        "int key",
+        "surrogate",
+        "surrogate key",
+        "deep",
+        "cycle",
+    ],
+)
+def test_json_problem_names_the_place_and_the_type(value: Any, problem: str) -> None:
+    found = encode.json_problem(value, "r")
+    assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        3,
+        2.5,
+        "é ok",
+        [1, (2, 3)],
+        {"a": {"b": [None, False, -1e300]}},
+        {"n": _Level.HIGH},
+    ],
+)
+def test_plain_json_has_no_problem(value: Any) -> None:
+    assert encode.json_problem(value, "r") is None
+
+
+def test_media_at_the_limit_is_accepted_and_one_byte_more_refused() -> None:
+    limit = encode.MAX_MEDIA_BYTES
+    assert frame(encode.realtime_audio(bytes(limit)))["realtimeInput"]["audio"]
+    assert frame(encode.realtime_video(b"\xff" * limit))["realtimeInput"]["video"]
+    with pytest.raises(InvalidCommand, match="audio chunk is too large"):
+        encode.realtime_audio(bytes(limit + 2))
+    with pytest.raises(InvalidCommand, match="video frame is too large"):
+        encode.realtime_video(b"\xff" * (limit + 1))
+
+
+def test_a_message_over_the_limit_is_refused_by_its_encoded_size() -> None:
+    limit = encode.MAX_MESSAGE_BYTES
+    # Fits as it is; a quote is escaped (two bytes encoded), so the same length no longer does.
+    overhead = len(json.dumps(encode.client_content("")).encode()) + len('{"text":""}')
+    assert frame(encode.realtime_text("x" * (limit - 40)))
+    fits = "x" * (limit - overhead - 100)
+    assert encode.client_content(fits)
+    with pytest.raises(InvalidCommand, match="turns is too large"):
+        encode.client_content('"' * len(fits))
+    with pytest.raises(InvalidCommand, match="text is too large"):
+        encode.realtime_text('"' * (limit // 2 + 1))
+    with pytest.raises(InvalidCommand, match=r"responses is too large: 8\.0 MiB"):
+        encode.function_responses({"id": "a", "response": {"output": "x" * limit}})
+
+
+def test_function_responses_must_be_plain_json() -> None:
+    # to_wire would turn bytes and datetimes into strings silently: a function's response is
+    # user data, so it is refused instead of being guessed at.
+    with pytest.raises(InvalidCommand, match=r"responses\[1\]\.response\.at is a datetime"):
+        encode.function_responses(
+            [
+                {"id": "a", "response": {"ok": 1}},
+                {"id": "b", "response": {"at": datetime.datetime(2026, 1, 1)}},
+            ]
+        )

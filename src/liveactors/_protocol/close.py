@@ -1,4 +1,6 @@
-"""WebSocket close code + reason -> the typed error it means (live-protocol.md §9).
+"""WebSocket close code + reason -> the typed error it means.
+
+See docs/protocol.md, "Errors and close codes".
 
 The service reports errors only as close frames. The gRPC status behind them shows through the
 code: INVALID_ARGUMENT -> 1007, NOT_FOUND / PERMISSION_DENIED -> 1008, INTERNAL /
