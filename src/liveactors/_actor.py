@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import trio
 
 from ._errors import ConversationStopped, InvalidCommand
-from ._groups import sole_exception
+from ._exception_groups import sole_exception
 
 __all__ = ["Actor"]
 

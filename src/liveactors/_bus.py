@@ -13,6 +13,10 @@ Overflow policies, when a subscriber's buffer is full:
 A subscriber leaving (its ``async with`` ends) never disturbs the conversation: a publisher
 waiting for its room is released at once. One bus serves an orchestrator; subscriptions to one
 conversation are indexed by its name so publishing costs O(its subscribers), not O(all).
+
+A subscription to one conversation ends when that conversation does, unless it *follows* the
+name (``follow=True``, what ``orch.subscribe(conversation=name)`` asks for): then it lives on and
+sees the next conversation spawned under the same name, until it is unsubscribed.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Subscription:
         "delivered",
         "dropped",
         "ended",
+        "follows",
         "overflow",
         "types",
     )
@@ -69,10 +74,13 @@ class Subscription:
         conversation: str | None,
         buffer: int,
         overflow: Overflow,
+        follows: bool = False,
     ) -> None:
         self._bus = bus
         self.types = types
         self.conversation = conversation
+        #: Outlives its conversation: sees the next one spawned under the same name.
+        self.follows = follows
         self.buffer = buffer
         self.overflow = overflow
         self._queue: deque[ev.Event] = deque()
@@ -190,6 +198,20 @@ class Bus:
         """How many subscriptions would see an event of ``conversation``."""
         return len(self._by_conversation.get(conversation, ())) + len(self._everywhere)
 
+    def subscription_count(self, conversation: str | None = None) -> int:
+        """Open subscriptions: to ``conversation`` alone when given (orchestrator-wide ones not
+        counted), else all of them."""
+        if conversation is not None:
+            return len(self._by_conversation.get(conversation, ()))
+        return len(self._everywhere) + sum(len(g) for g in self._by_conversation.values())
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every open subscription: orchestrator-wide ones first, then per conversation."""
+        subs = list(self._everywhere)
+        for group in self._by_conversation.values():
+            subs.extend(group)
+        return subs
+
     def subscribe(
         self,
         types: tuple[type[ev.Event], ...] = (),
@@ -197,8 +219,12 @@ class Bus:
         conversation: str | None = None,
         buffer: int = 256,
         overflow: Overflow = "block",
+        follow: bool = False,
     ) -> Subscription:
-        """Register a subscription now (so no event published from here on is missed)."""
+        """Register a subscription now (so no event published from here on is missed).
+
+        ``follow`` keeps a subscription to ``conversation`` open when that conversation ends,
+        for the next one spawned under its name (see the module docstring)."""
         if overflow not in OVERFLOW_POLICIES:
             raise InvalidCommand(
                 f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}"
@@ -215,7 +241,7 @@ class Bus:
                 "conversation must be a conversation name (str) or None, not "
                 f"{type(conversation).__name__}"
             )
-        sub = Subscription(self, tuple(types), conversation, buffer, overflow)
+        sub = Subscription(self, tuple(types), conversation, buffer, overflow, follow)
         if conversation is None:
             self._everywhere.append(sub)
         else:
@@ -264,6 +290,8 @@ class Bus:
                 await sub._put(event)
 
     def end_conversation(self, conversation: str) -> None:
-        """The conversation is gone: its subscriptions end after their buffered events."""
+        """The conversation is gone: its subscriptions end after their buffered events, except
+        the ones that follow its name (they wait for the next conversation of the name)."""
         for sub in tuple(self._by_conversation.get(conversation, ())):
-            sub._finish()
+            if not sub.follows:
+                sub._finish()

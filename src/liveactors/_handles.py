@@ -7,11 +7,15 @@ fresh (and a refused handle starts fresh too, so a stale store never breaks a co
 
 * :class:`MemoryHandleStore`: the default; lives as long as the process.
 * :class:`SQLiteHandleStore`: a file (created with mode 0600, since handles are credentials to a
-  conversation) written off the event loop in a worker thread.
+  conversation) written off the event loop in a worker thread of its own: one thread at a time,
+  taken in call order (trio's limiters are fair), so a load issued after a save sees it; and
+  never one of trio's default worker threads, which sync tools may all be holding.
 
 Both also have ``save_many(handles)``, which the orchestrator uses when a store has it: one
 batch (one transaction, one worker-thread hop) for every handle that arrived since the last
-write. A store of your own only needs the three methods of :class:`HandleStore`.
+write. A store of your own only needs the three methods of :class:`HandleStore`; it may raise
+when its backend is down: the orchestrator keeps the handles queued and retries (see
+``_handle_writer.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ __all__ = [
     "StoredHandle",
 ]
 
-#: How long the Developer API keeps a handle valid after the session ended (live-protocol §7.1).
+#: How long the Developer API keeps a handle valid after the session ended (docs/protocol.md,
+#: "Session resumption").
 HANDLE_VALIDITY = 2 * 60 * 60.0
 
 
@@ -106,6 +111,11 @@ class SQLiteHandleStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        # Its own limiter, not trio's default one: sync tools run in default worker threads,
+        # and forty slow ones would otherwise keep every spawn waiting for its handle. One
+        # token: queries are serialised by the connection's lock anyway, and a FIFO limiter
+        # makes them run in the order they were issued.
+        self._threads = trio.CapacityLimiter(1)
 
     def __repr__(self) -> str:
         return f"<SQLiteHandleStore {str(self.path)!r}>"
@@ -169,21 +179,21 @@ class SQLiteHandleStore:
 
     async def load(self, name: str) -> StoredHandle | None:
         """The handle saved for ``name``, if any."""
-        return await trio.to_thread.run_sync(self._load, name)
+        return await trio.to_thread.run_sync(self._load, name, limiter=self._threads)
 
     async def save(self, name: str, handle: str) -> None:
         """Remember ``handle`` for ``name``."""
-        await trio.to_thread.run_sync(self._save, name, handle, time.time())
+        await trio.to_thread.run_sync(self._save, name, handle, time.time(), limiter=self._threads)
 
     async def save_many(self, handles: Mapping[str, str]) -> None:
         """Remember every ``name -> handle`` of ``handles``, in one transaction."""
         now = time.time()
         rows = [(name, handle, now) for name, handle in handles.items()]
-        await trio.to_thread.run_sync(self._save_many, rows)
+        await trio.to_thread.run_sync(self._save_many, rows, limiter=self._threads)
 
     async def delete(self, name: str) -> None:
         """Forget ``name``."""
-        await trio.to_thread.run_sync(self._delete, name)
+        await trio.to_thread.run_sync(self._delete, name, limiter=self._threads)
 
     def close(self) -> None:
         """Close the database file."""

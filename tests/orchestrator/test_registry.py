@@ -266,8 +266,9 @@ async def test_subscribe_sees_every_conversation_filtered_by_type_and_name(
             await b.ask("two")
             assert orch.statistics().subscribers == 3
             await a.stop()
-            # A subscription to one conversation ends with it.
-            assert orch.statistics().subscribers == 2
+            # A subscription to a name outlives its conversation (for the next one of it).
+            assert orch.statistics().subscribers == 3
+            assert not a_text.ended
         seen = [(e.conversation, type(e)) for e in _drain(turns)]
         assert seen == [("a", events.TurnComplete), ("b", events.TurnComplete)]
         b_events = _drain(only_b)
@@ -402,10 +403,10 @@ async def test_many_conversations_with_default_gc_settings_log_a_hint_once(
 ) -> None:
     import gc
 
-    from liveactors import _orchestrator
+    from liveactors import _registry
 
-    monkeypatch.setattr(_orchestrator, "GC_HINT_AT", 3)
-    monkeypatch.setattr(_orchestrator, "_gc_hinted", False)
+    monkeypatch.setattr(_registry, "GC_HINT_AT", 3)
+    monkeypatch.setattr(_registry, "_gc_hinted", False)
     monkeypatch.setattr(gc, "get_threshold", lambda: (threshold, 10, 10))
     caplog.set_level("INFO", logger="liveactors.orchestrator")
     async with open_fake_server(listen=False) as server, open_orchestrator(backend(server)) as orch:
@@ -415,3 +416,60 @@ async def test_many_conversations_with_default_gc_settings_log_a_hint_once(
     # Once, at the threshold, pointing at the guide; never once the application tuned it.
     assert len(said) == hints
     assert all("3 conversations" in m and "docs/scaling.md" in m for m in said)
+
+
+async def test_a_subscription_to_a_name_follows_its_respawns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with (
+        open_fake_server(listen=False) as server,
+        open_orchestrator(backend(server)) as orch,
+    ):
+        async with (
+            orch.subscribe(conversation="c") as following,
+            orch.subscribe(events.TurnComplete) as everywhere,
+        ):
+            first = await orch.spawn(TEXT, name="c")
+            async with first.subscribe() as own:
+                await first.ask("one")
+                await first.stop()
+                # The conversation's own subscription ends with it ...
+                assert own.ended
+            # ... the orchestrator's subscription to the name waits for the next one of it.
+            assert not following.ended
+            second = await orch.spawn(TEXT, name="c")
+            await second.ask("two")
+            got = _drain(following)
+            assert not following.ended
+            kinds = [type(e) for e in got]
+            assert kinds.count(events.Connected) == 2
+            assert kinds.count(events.ConversationClosed) == 1
+            closed = kinds.index(events.ConversationClosed)
+            assert kinds.index(events.Connected, closed) == closed + 1
+            turns = [e for e in got if isinstance(e, events.TurnComplete)]
+            assert [e.conversation for e in turns] == ["c", "c"]
+            assert len(_drain(everywhere)) == 2
+        assert orch.statistics().subscribers == 0
+
+
+async def test_a_following_subscription_ends_at_shutdown(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_fake_server(listen=False) as server:
+        received: list[events.Event] = []
+        async with (
+            trio.open_nursery() as outside,
+            open_orchestrator(backend(server)) as orch,
+        ):
+
+            async def watch(task_status: trio.TaskStatus[None]) -> None:
+                async with orch.subscribe(events.ConversationClosed, conversation="c") as sub:
+                    task_status.started()
+                    async for event in sub:
+                        received.append(event)
+
+            await outside.start(watch)
+            await orch.stop((await orch.spawn(TEXT, name="c")).name)
+            await orch.spawn(TEXT, name="c")
+            # The watcher's iteration ends by itself once the orchestrator is gone.
+        assert [e.conversation for e in received] == ["c", "c"]

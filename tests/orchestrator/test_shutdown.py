@@ -286,3 +286,25 @@ async def test_many_conversations_mid_answer_all_close_with_1000(
         assert len(server.log.connections) == 30
         assert set(server.log.answer_counts().values()) == {1}
         assert len(server.log.answer_counts()) == 30
+
+
+async def test_input_handed_back_at_shutdown_shows_in_the_orchestrators_statistics(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    slow = RestartPolicy(max_restarts=5, backoff_initial=30.0, backoff_max=30.0, jitter=0)
+    async with open_fake_server(listen=False) as server:
+        async with open_orchestrator(backend(server), restart=slow, grace=5) as orch:
+            conv = await orch.spawn(TEXT, name="c")
+            other = await orch.spawn(TEXT, name="d")
+            await other.ask("answered")
+            async with conv.subscribe(events.Reconnecting) as sub:
+                server.faults.drop_now(connection=server.log.connections[0].id)
+                await sub.__anext__()
+            await conv.send_text("queued one")  # accepted while reconnecting (30 s backoff)
+            await conv.send_text("queued two")
+        # The backoff outlasted the grace: both were handed back, and the orchestrator's
+        # statistics (summed over the conversations that ended) say so.
+        final = orch.statistics()
+        assert final.undelivered == conv.statistics().undelivered == 2
+        assert final.turns == 1
+        assert server.log.answered() == ["answered"]

@@ -368,7 +368,7 @@ async def test_unsubscribe_keeps_buffered_events_readable_and_is_idempotent() ->
     assert await collect(sub) == sent
     assert sub.receive_nowait() is None
     assert bus.subscribers("a") == 0
-    assert "a" not in bus._by_conversation
+    assert bus.subscription_count("a") == 0 and bus.subscriptions() == []
 
 
 async def test_waiting_for_an_event_can_be_cancelled_without_losing_one() -> None:
@@ -408,3 +408,40 @@ def test_dropped_counts_of_a_conversation_outlive_its_subscribers() -> None:
     assert bus.dropped("a") == 5  # the 3 of the subscriber that left still count
     assert bus.dropped("b") == 3
     assert bus.dropped("nobody") == 0
+
+
+def test_subscription_counts_and_the_list_of_subscriptions() -> None:
+    bus = Bus()
+    assert (bus.subscription_count(), bus.subscriptions()) == (0, [])
+    a1, a2 = bus.subscribe(conversation="a"), bus.subscribe(conversation="a")
+    b = bus.subscribe(conversation="b")
+    everywhere = bus.subscribe()
+    # One conversation's own subscriptions (not the orchestrator-wide ones); or all of them.
+    assert (bus.subscription_count("a"), bus.subscription_count("b")) == (2, 1)
+    assert bus.subscription_count("nobody") == 0
+    assert bus.subscription_count() == 4
+    assert bus.subscriptions() == [everywhere, a1, a2, b]
+    bus.end_conversation("a")
+    assert bus.subscription_count() == 2
+    assert bus.subscriptions() == [everywhere, b]
+
+
+async def test_a_following_subscription_outlives_its_conversation() -> None:
+    bus = Bus()
+    follows = bus.subscribe(conversation="a", follow=True)
+    ends = bus.subscribe(conversation="a")
+    first = [text("a"), closed("a")]
+    for event in first:
+        bus.publish_nowait(event)
+    bus.end_conversation("a")
+    assert ends.ended and await collect(ends) == first
+    assert not follows.ended and follows.follows
+    assert bus.subscription_count("a") == 1
+    # The next conversation of the name: same subscription.
+    _seq.pop("a", None)
+    again = text("a")
+    bus.publish_nowait(again)
+    assert drain(follows) == [*first, again]
+    bus.unsubscribe(follows)
+    assert await collect(follows) == []
+    assert bus.subscription_count() == 0

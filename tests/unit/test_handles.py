@@ -199,3 +199,22 @@ async def test_sqlite_handles_survive_into_another_process(tmp_path: Path) -> No
     finally:
         reopened.close()
     assert mode(path) == 0o600
+
+
+async def test_sqlite_store_has_its_own_worker_threads(tmp_path: Path) -> None:
+    """Sync tools run in trio's default worker threads: with all of them busy, the store
+    still loads and saves (it has a thread limiter of its own)."""
+    store = SQLiteHandleStore(tmp_path / "handles.db")
+    default = trio.to_thread.current_default_thread_limiter()
+    borrowers = [object() for _ in range(int(default.total_tokens))]
+    for borrower in borrowers:
+        default.acquire_on_behalf_of_nowait(borrower)
+    try:
+        with trio.fail_after(5):
+            await store.save("c1", SECRET)
+            loaded = await store.load("c1")
+        assert loaded is not None and loaded.handle == SECRET
+    finally:
+        for borrower in borrowers:
+            default.release_on_behalf_of(borrower)
+        store.close()

@@ -24,7 +24,7 @@ import trio.testing
 import trio_websocket
 
 from .._backend import GeminiBackend
-from .._groups import sole_exception
+from .._exception_groups import sole_exception
 from .._transport import ConnectRequest, MemoryTransport
 from .._vertex import VertexBackend
 from ._faults import Faults
