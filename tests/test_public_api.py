@@ -1,4 +1,4 @@
-"""The curated public names: what design.md promises is there, and nothing private leaks."""
+"""The curated public names: what the docs promise is there, and nothing private leaks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import liveactors
 import liveactors.testing
 from liveactors import events
 
-# The names users and the acceptance checks rely on (design.md, "Public contract").
+# The names users rely on (README, docs/concepts.md and the API reference).
 CONTRACT = {
     "GeminiBackend",
     "VertexBackend",
@@ -54,6 +54,9 @@ EVENTS = {
     "InteractionStatus",
     "VideoChunk",
     "VoiceActivity",
+    # Nothing lost silently: input handed back at the end, media trimmed from a replay.
+    "InputUndelivered",
+    "ReplayTrimmed",
 }
 
 

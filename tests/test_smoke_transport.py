@@ -10,8 +10,8 @@ import trio_websocket
 
 from liveactors import ConnectionLost, GeminiBackend, MemoryTransport, events
 from liveactors._protocol.connection import ConnectionState, LiveConnection
-from liveactors._protocol.events import EventTracker
 from liveactors._protocol.setup import encode_setup
+from liveactors._protocol.tracker import EventTracker
 
 
 async def test_text_turn_over_memory_transport() -> None:

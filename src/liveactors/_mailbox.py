@@ -6,19 +6,28 @@ connection drains. Urgent messages (tool results) skip the queue, because the mo
 its turn without them — in particular while new input is held back during a GoAway handoff.
 The single consumer (the conversation's writer) can also be *poked* when something other than a
 new message should make it look again (the handoff became possible, a deadline passed).
+
+A conversation's mailbox carries the commands at the end of this module: :class:`SendInput`
+(in order), :class:`SendToolResult` (urgent) and :class:`Stop` (last, when sealed).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import attrs
 import trio
 
 from ._errors import LiveError
 
-__all__ = ["Mailbox"]
+if TYPE_CHECKING:
+    from google.genai import types
+
+    from ._reply import ReplyBuilder
+
+__all__ = ["Command", "Mailbox", "SendInput", "SendToolResult", "Stop"]
 
 T = TypeVar("T")
 
@@ -140,3 +149,28 @@ class Mailbox(Generic[T]):
         self._space.unpark_all()
         self._reader.unpark_all()
         return left
+
+
+@attrs.frozen
+class SendInput:
+    """One validated input message, and the ``ask`` waiting for its answer, if any."""
+
+    message: dict[str, Any] = attrs.field(repr=False)
+    reply: ReplyBuilder | None = None
+
+
+@attrs.frozen
+class SendToolResult:
+    """Responses to pending tool calls (urgent: the turn cannot finish without them)."""
+
+    responses: tuple[types.FunctionResponse, ...]
+
+
+@attrs.frozen
+class Stop:
+    """End the conversation once what was queued before went out (the mailbox's last item)."""
+
+    grace: float
+
+
+Command = SendInput | SendToolResult | Stop

@@ -1,6 +1,14 @@
-"""One whole model turn as a value: what ``ConversationRef.ask`` returns."""
+"""One whole model turn as a value: what ``ConversationRef.ask`` returns, and how the asks
+waiting for one are fed.
+
+An ``ask`` waits on the *exchange* its question opened (see the ledger): every event published
+while the model answers that exchange goes to its :class:`ReplyBuilder`, and the turn's end
+completes it. A connection lost mid-answer resets the builder: the answer is regenerated.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -9,7 +17,7 @@ from google.genai import types
 from . import events as ev
 from ._errors import LiveError
 
-__all__ = ["Reply", "ReplyBuilder"]
+__all__ = ["Replies", "Reply", "ReplyBuilder"]
 
 
 @attrs.frozen
@@ -108,3 +116,44 @@ class ReplyBuilder:
             assert self._error is not None
             raise self._error
         return self._reply
+
+
+class Replies:
+    """The asks waiting for an answer, by the number of the exchange each one opened."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, ReplyBuilder] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def expect(self, exchange: int | None, builder: ReplyBuilder | None) -> None:
+        """``builder`` waits for the answer to ``exchange`` (nothing to wait for when None)."""
+        if builder is not None and exchange is not None:
+            self._waiting[exchange] = builder
+
+    def take(self, exchange: int | None, event: ev.Event) -> None:
+        """One event published while the model answers ``exchange``; a ``TurnComplete``
+        completes that exchange's reply."""
+        if exchange is None or not self._waiting:
+            return
+        builder = self._waiting.get(exchange)
+        if builder is None:
+            return
+        builder.feed(event)
+        if type(event) is ev.TurnComplete:
+            del self._waiting[exchange]
+            builder.complete(event.turn)
+
+    def reset(self, exchange: int | None) -> None:
+        """The connection died while ``exchange`` was answered: its answer is regenerated."""
+        if exchange is not None and exchange in self._waiting:
+            self._waiting[exchange].reset()
+
+    def fail_all(self, error: Callable[[], LiveError]) -> None:
+        """The conversation ended: every waiting ask raises ``error()``."""
+        for builder in self._waiting.values():
+            builder.fail(error())
+        self._waiting.clear()

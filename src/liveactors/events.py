@@ -36,11 +36,13 @@ __all__ = [
     "Grounding",
     "HistoryRestored",
     "InputTranscript",
+    "InputUndelivered",
     "InteractionStatus",
     "Interrupted",
     "ModelPart",
     "OutputTranscript",
     "Reconnecting",
+    "ReplayTrimmed",
     "ResumptionUpdate",
     "TextDelta",
     "ToolCall",
@@ -235,6 +237,31 @@ class HistoryRestored(Event):
     far (``turns`` contents) was sent to it as history."""
 
     turns: int
+
+
+@attrs.frozen
+class ReplayTrimmed(Event):
+    """A reconnect sent the input the service may have lost without its oldest realtime media:
+    ``chunks`` audio / video chunks, ``seconds`` of the stream (by when they were sent), older
+    than the replay window. Long realtime streams keep only that window for replay, so a
+    microphone streaming through minutes of silence does not grow memory or replay minutes of
+    it. Text, ``clientContent`` and tool responses are never trimmed."""
+
+    chunks: int
+    seconds: float
+
+
+@attrs.frozen
+class InputUndelivered(Event):
+    """The conversation ended without delivering this acknowledged input: it is handed back
+    rather than dropped. ``commands`` are the wire messages (``clientContent``,
+    ``realtimeInput``...) in the order they were sent: input still queued when a stop's grace
+    ran out or the orchestrator shut down, and questions sent that were never answered (their
+    connection was lost). Published just before :class:`ConversationClosed`."""
+
+    commands: tuple[dict[str, Any], ...] = attrs.field(
+        repr=lambda commands: f"<{len(commands)} message{'' if len(commands) == 1 else 's'}>"
+    )
 
 
 @attrs.frozen

@@ -275,3 +275,49 @@ async def test_slow_on_event_hook_cut_by_stop_leaves_no_gap(autojump_clock: Mock
         got = await drain(sub)
     assert isinstance(got[-1], events.ConversationClosed)
     check_seq(got, first=got[0].seq)
+
+
+async def test_on_start_can_ask_and_wait_for_the_answer(autojump_clock: MockClock) -> None:
+    class Asker(liveactors.Conversation):
+        def __init__(self) -> None:
+            self.reply: liveactors.Reply | None = None
+            self.answered = trio.Event()
+
+        async def on_start(self) -> None:
+            self.reply = await self.ref.ask("hello from on_start")
+            self.answered.set()
+
+    actor = Asker()
+    async with fake() as server, conversation(server, actor=actor) as (_, conv):
+        with trio.fail_after(30):
+            await actor.answered.wait()
+        assert actor.reply is not None
+        assert actor.reply.text == "echo #1: hello from on_start"
+        assert (await conv.ask("and then")).text == "echo #2: and then"
+
+
+async def test_an_ask_in_on_start_survives_a_reconnect(autojump_clock: MockClock) -> None:
+    class Asker(liveactors.Conversation):
+        def __init__(self) -> None:
+            self.reply: liveactors.Reply | None = None
+            self.answered = trio.Event()
+
+        async def on_start(self) -> None:
+            self.reply = await self.ref.ask("a long question")
+            self.answered.set()
+
+    actor = Asker()
+    async with (
+        fake(chunks=4, chunk_delay=1.0) as server,
+        conversation(server, actor=actor) as (_, conv),
+    ):
+        with trio.fail_after(60):
+            # Drop the connection while the model is answering on_start's question.
+            await server.log.wait_for(lambda: server.log.client_messages(kind="clientContent"))
+            await trio.sleep(1.5)
+            server.faults.drop_now()
+            await actor.answered.wait()
+        assert actor.reply is not None
+        assert actor.reply.text.endswith("a long question")
+        assert not actor.reply.interrupted
+        assert conv.statistics().reconnects == 1

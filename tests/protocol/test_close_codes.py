@@ -1,4 +1,5 @@
-"""Close codes and reasons of live-protocol.md §9 -> the typed error, reason kept verbatim."""
+"""Close codes and reasons (docs/protocol.md, "Errors and close codes") -> the typed error,
+reason kept verbatim."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import pytest
 
 from liveactors import ConnectionLost, HandleExpired, LiveError, ServiceBusy, SessionRejected
 from liveactors._protocol.close import classify_close, rejected_upgrade
-from liveactors._protocol.connection import ConnectionState, LiveConnection
 
 LOST, REJECTED, EXPIRED, BUSY = "lost", "rejected", "expired", "busy"
 
@@ -128,13 +128,3 @@ def test_rejected_upgrade(status: int, retryable: bool) -> None:
 def test_rejected_upgrade_body_is_bounded() -> None:
     error = rejected_upgrade(404, "x" * 10_000)
     assert len(str(error)) < 200
-
-
-@pytest.mark.parametrize(("code", "reason", "kind"), CLOSES[:6])
-def test_connection_closed_records_the_close(code: int, reason: str, kind: str) -> None:
-    conn = LiveConnection()
-    error = conn.closed(code, reason)
-    assert type(error) is _TYPES[kind]
-    assert conn.state is ConnectionState.CLOSED
-    assert conn.close is not None
-    assert (conn.close.code, conn.close.reason) == (code, reason)

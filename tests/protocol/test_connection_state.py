@@ -1,4 +1,4 @@
-"""``LiveConnection``: what may be sent when, the client index, and ``ReplayBuffer`` trimming."""
+"""``LiveConnection``: what may be sent when, and the client index."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from liveactors import InvalidCommand, ProtocolError
 from liveactors._protocol import encode
 from liveactors._protocol.connection import ConnectionState, LiveConnection
-from liveactors._protocol.replay import ReplayBuffer
 from liveactors._protocol.setup import encode_setup
 
 SETUP = encode_setup({"session_resumption": {}}, "m")
@@ -47,20 +46,14 @@ def going_away() -> LiveConnection:
     return conn
 
 
-def closed_by_peer() -> LiveConnection:
+def closed() -> LiveConnection:
     conn = ready_after_two()
-    conn.closed(1011, "Deadline expired before operation could complete.")
-    return conn
-
-
-def closed_locally() -> LiveConnection:
-    conn = ready()
     conn.local_close()
     return conn
 
 
 def snapshot(conn: LiveConnection) -> tuple[Any, ...]:
-    return (conn.state, conn.index, conn.session_id, conn.go_away_time_left, conn.close)
+    return (conn.state, conn.index, conn.session_id)
 
 
 def test_setup_is_index_zero_and_each_message_adds_one() -> None:
@@ -101,9 +94,8 @@ def test_index_restarts_on_every_connection() -> None:
         (ready, SETUP, "setup may only be sent once"),
         (ready_after_two, SETUP, "setup may only be sent once"),
         (going_away, SETUP, "setup may only be sent once"),
-        (closed_by_peer, AUDIO, "closed"),
-        (closed_locally, AUDIO, "closed"),
-        (closed_by_peer, SETUP, "closed"),
+        (closed, AUDIO, "closed"),
+        (closed, SETUP, "closed"),
         (ready, {"clientContent": {}, "realtimeInput": {}}, "exactly one"),
         (ready, {}, "exactly one"),
     ],
@@ -118,9 +110,7 @@ def test_refused_sends_change_nothing(
     assert snapshot(conn) == before
 
 
-@pytest.mark.parametrize(
-    "make", [setup_sent, ready, ready_after_two, going_away, closed_by_peer, closed_locally]
-)
+@pytest.mark.parametrize("make", [setup_sent, ready, ready_after_two, going_away, closed])
 def test_a_second_setup_is_refused_and_changes_nothing(make: Callable[[], LiveConnection]) -> None:
     conn = make()
     before = snapshot(conn)
@@ -139,7 +129,6 @@ def test_first_message_must_be_setup() -> None:
 def test_sending_is_allowed_while_going_away() -> None:
     conn = going_away()
     assert conn.state is ConnectionState.GOING_AWAY
-    assert conn.go_away_time_left == 1.5
     assert conn.send(AUDIO)[0] == 1
 
 
@@ -149,9 +138,8 @@ def test_sending_is_allowed_while_going_away() -> None:
         (connecting, b'{"setupComplete":{}}'),
         (setup_sent, b'{"serverContent":{"turnComplete":true}}'),
         (ready, b'{"setupComplete":{}}'),
-        (closed_by_peer, b'{"serverContent":{}}'),
+        (closed, b'{"serverContent":{}}'),
         (ready, b"not json"),
-        (ready, b'{"goAway":{"timeLeft":"soon"}}'),
     ],
 )
 def test_unexpected_frames_raise_protocol_error(
@@ -159,79 +147,3 @@ def test_unexpected_frames_raise_protocol_error(
 ) -> None:
     with pytest.raises(ProtocolError):
         make().receive(frame)
-
-
-def test_closed_keeps_the_close_and_classifies_it() -> None:
-    conn = ready()
-    error = conn.closed(1008, "BidiGenerateContent session not found")
-    assert conn.state is ConnectionState.CLOSED
-    assert conn.close is not None and conn.close.code == 1008
-    assert type(error).__name__ == "HandleExpired"
-
-
-# --- ReplayBuffer ----------------------------------------------------------------------------
-
-
-def _messages(n: int) -> list[dict[str, Any]]:
-    return [encode.realtime_text(f"m{i}") for i in range(1, n + 1)]
-
-
-def test_replay_buffer_trimmed_by_last_consumed_index() -> None:
-    conn = ready()
-    buffer = ReplayBuffer()
-    sent = _messages(4)
-    for message in sent:
-        index, _ = conn.send(message)
-        buffer.sent(message, index, conn.number)
-    assert buffer.consumed_through(0, conn.number) == 0  # absent index means 0: nothing
-    assert buffer.consumed_through(2, conn.number) == 2
-    assert buffer.messages() == sent[2:]
-    assert buffer.consumed_through(2, conn.number) == 0  # idempotent
-    assert buffer.consumed_through(9, conn.number) == 2
-    assert len(buffer) == 0
-
-
-def test_replay_reindexes_on_the_new_connection_and_trims_only_its_own_indices() -> None:
-    a = ready()
-    buffer = ReplayBuffer()
-    sent = _messages(3)
-    for message in sent:
-        index, _ = a.send(message)
-        buffer.sent(message, index, a.number)
-    buffer.consumed_through(1, a.number)
-
-    b = LiveConnection(number=2)
-    b.send_setup(SETUP)
-    b.receive(b'{"setupComplete":{}}')
-    first, second = list(buffer)
-    index, text = b.send(first.message)
-    buffer.resent(first, index, b.number)
-    assert (first.index, first.connection) == (1, 2)
-    assert json.loads(text) == sent[1]
-    # Connection 2 consumed its index 1; connection 1's index 3 (not yet replayed) stays.
-    assert buffer.consumed_through(1, b.number) == 1
-    assert [(e.index, e.connection) for e in buffer] == [(3, 1)]
-    assert buffer.messages() == [sent[2]]
-    index, _ = b.send(second.message)
-    buffer.resent(second, index, b.number)
-    assert buffer.consumed_through(2, b.number) == 1
-    assert len(buffer) == 0
-
-
-def test_replay_buffer_survives_a_failed_replay() -> None:
-    buffer = ReplayBuffer()
-    sent = _messages(2)
-    for i, message in enumerate(sent, start=1):
-        buffer.sent(message, i, 1)
-    # Connection 2 replays one message and dies before any update; connection 3 starts over.
-    buffer.resent(next(iter(buffer)), 1, 2)
-    c = LiveConnection(number=3)
-    c.send_setup(SETUP)
-    c.receive(b'{"setupComplete":{}}')
-    for entry in list(buffer):
-        index, _ = c.send(entry.message)
-        buffer.resent(entry, index, c.number)
-    assert [(e.index, e.connection) for e in buffer] == [(1, 3), (2, 3)]
-    assert buffer.messages() == sent
-    buffer.clear()
-    assert len(buffer) == 0

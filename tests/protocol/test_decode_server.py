@@ -1,8 +1,8 @@
 """Server frames (text or binary UTF-8) -> JSON -> ``types.LiveServerMessage``.
 
-Frames are the examples of live-protocol.md §4 and §11. Parsing must be lenient where the
-protocol says so (unknown fields, omitted defaults, int64 as string or number) and raise only
-``ProtocolError`` otherwise.
+Frames are the examples of docs/protocol.md ("Server messages", "Turn orderings"). Parsing
+must be lenient where the protocol says so (unknown fields, omitted defaults, int64 as string or
+number) and raise only ``ProtocolError`` otherwise.
 """
 
 from __future__ import annotations

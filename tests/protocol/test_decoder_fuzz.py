@@ -4,8 +4,9 @@ The path under test is the one the conversation runs for every frame:
 ``LiveConnection.receive`` (``parse_frame``) -> ``EventTracker.events``, plus
 ``server_message`` for whoever asks for the pydantic value. Inputs are arbitrary bytes,
 arbitrary JSON (biased towards the protocol's own keys so it reaches deep code) and mutated
-versions of the realistic frames of live-protocol.md §4 and §11. Sizes are bounded and every
-example has a deadline, so a hang or a super-linear blow-up fails too.
+versions of the realistic frames of docs/protocol.md ("Server messages", "Turn orderings").
+Sizes are bounded and every example has a deadline, so a hang or a super-linear blow-up fails
+too.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from hypothesis import strategies as st
 from liveactors import LiveError
 from liveactors._protocol.connection import LiveConnection
 from liveactors._protocol.decode import parse_frame, server_message
-from liveactors._protocol.events import EventTracker
 from liveactors._protocol.setup import encode_setup
+from liveactors._protocol.tracker import EventTracker
 
 # google-genai warns about enum values it does not know; a fuzzer makes plenty.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

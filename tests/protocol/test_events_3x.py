@@ -10,7 +10,7 @@ import pytest
 
 from liveactors import events as ev
 from liveactors._protocol.connection import ConnectionState, LiveConnection
-from liveactors._protocol.events import EventTracker
+from liveactors._protocol.tracker import EventTracker
 
 
 def b64(data: bytes) -> str:

@@ -1,4 +1,5 @@
-"""The annotated transcripts of live-protocol.md §11, frame by frame, into ``liveactors.events``.
+"""Annotated transcripts of whole turns (docs/protocol.md, "Turn orderings"), frame by frame,
+into ``liveactors.events``.
 
 Each server frame goes through ``LiveConnection.receive`` and ``EventTracker.events`` exactly as
 the conversation actor runs them; the tests check the events, their order, their ``seq`` and
@@ -16,9 +17,9 @@ import pytest
 from liveactors import events as ev
 from liveactors._protocol import encode
 from liveactors._protocol.connection import ConnectionState, LiveConnection
-from liveactors._protocol.events import EventTracker, TurnPhase
-from liveactors._protocol.replay import ReplayBuffer
+from liveactors._protocol.ledger import InputLedger
 from liveactors._protocol.setup import encode_setup
+from liveactors._protocol.tracker import EventTracker, TurnPhase
 
 PCM_OUT = bytes(range(256)) * 4
 AUDIO_OUT = base64.b64encode(PCM_OUT).decode()
@@ -84,7 +85,7 @@ def assert_seq(events: list[ev.Event], start: int = 1) -> None:
     assert all(e.conversation == "c1" for e in events)
 
 
-# --- §11.1 -------------------------------------------------------------------------------
+# --- a text turn ----------------------------------------------------------------------------------
 
 
 def test_text_turn_11_1() -> None:
@@ -127,7 +128,7 @@ def test_text_turn_11_1() -> None:
     assert (s.tracker.turn, s.tracker.turns_completed, s.tracker.turn_text) == (2, 1, [])
 
 
-# --- §11.2 -------------------------------------------------------------------------------
+# --- an audio turn, transcription, barge-in -------------------------------------------------------
 
 
 def test_audio_turn_with_transcription_and_barge_in_11_2() -> None:
@@ -218,7 +219,7 @@ def test_turn_complete_on_the_last_model_turn_message() -> None:
     assert s.tracker.turn == 2
 
 
-# --- §11.3 -------------------------------------------------------------------------------
+# --- a tool call, cancelled by barge-in -----------------------------------------------------------
 
 
 def test_tool_call_answered_then_cancelled_by_barge_in_11_3() -> None:
@@ -376,12 +377,12 @@ def test_several_calls_in_one_message() -> None:
     assert s.tracker.phase is TurnPhase.GENERATING
 
 
-# --- §11.4 -------------------------------------------------------------------------------
+# --- goAway and transparent replay ----------------------------------------------------------------
 
 
 def test_go_away_and_transparent_replay_on_a_new_connection_11_4() -> None:
     tracker = EventTracker("c1")
-    buffer = ReplayBuffer()
+    ledger = InputLedger()
     a = Session({"session_resumption": {}}, tracker=tracker)
     assert a.conn.index == 0  # setup is index 0
     a.feed(
@@ -395,8 +396,8 @@ def test_go_away_and_transparent_replay_on_a_new_connection_11_4() -> None:
     ]
     for message in sent:
         index, _ = a.conn.send(message)
-        buffer.sent(message, index, a.conn.number)
-    assert [e.index for e in buffer] == [1, 2, 3]
+        ledger.sent(message, index)
+    assert [p for e in ledger.exchanges for p, _ in e.inputs] == [1, 2, 3]
     got = a.feed(
         '{"sessionResumptionUpdate":{"newHandle":"h-A2","resumable":true,'
         '"lastConsumedClientMessageIndex":"2"}}'
@@ -404,17 +405,16 @@ def test_go_away_and_transparent_replay_on_a_new_connection_11_4() -> None:
     (update,) = got
     assert isinstance(update, ev.ResumptionUpdate)
     assert update.last_consumed_client_message_index == 2
-    assert buffer.consumed_through(2, a.conn.number) == 2
-    assert buffer.messages() == [sent[2]]
+    ledger.consumed_index(2)
+    assert [m for e in ledger.exchanges for _, m in e.inputs] == [sent[2]]
 
     chunk_c = encode.realtime_audio(b"\x03\x00")
     index, _ = a.conn.send(chunk_c)
-    buffer.sent(chunk_c, index, a.conn.number)
+    ledger.sent(chunk_c, index)
     assert index == 4
     got = a.feed('{"goAway":{"timeLeft":"10s"}}')
     assert summary(got) == [("GoAway", 1, 10.0)]
     assert a.conn.state is ConnectionState.GOING_AWAY
-    assert a.conn.go_away_time_left == 10.0
     a.conn.local_close()
 
     b_conn = LiveConnection(number=2)
@@ -423,15 +423,16 @@ def test_go_away_and_transparent_replay_on_a_new_connection_11_4() -> None:
     assert json.loads(b_conn.send_setup(setup))["setup"]["sessionResumption"] == {"handle": "h-A2"}
     assert b_conn.index == 0
     tracker.events(b_conn.receive(b'{"setupComplete":{}}'))
-    for entry in list(buffer):
-        index, _ = b_conn.send(entry.message)
-        buffer.resent(entry, index, b_conn.number)
-    assert [(e.index, e.connection) for e in buffer] == [(1, 2), (2, 2)]
+    ledger.new_connection()
+    plan = ledger.plan(have_handle=True)
+    assert plan.resume and plan.history is None
+    assert plan.messages == [sent[2], chunk_c]  # what connection A did not consume
+    assert [b_conn.send(m)[0] for m in plan.messages] == [1, 2]
     chunk_d = encode.realtime_audio(b"\x04\x00")
     index, _ = b_conn.send(chunk_d)
-    buffer.sent(chunk_d, index, b_conn.number)
+    ledger.sent(chunk_d, index)
     assert index == 3
-    assert buffer.messages() == [sent[2], chunk_c, chunk_d]
+    assert [m for e in ledger.exchanges for _, m in e.inputs] == [sent[2], chunk_c, chunk_d]
     got = tracker.events(
         b_conn.receive(
             b'{"sessionResumptionUpdate":{"newHandle":"h-B1","resumable":true,'
@@ -440,12 +441,12 @@ def test_go_away_and_transparent_replay_on_a_new_connection_11_4() -> None:
     )
     (update,) = got
     assert isinstance(update, ev.ResumptionUpdate)
-    assert buffer.consumed_through(update.last_consumed_client_message_index or 0, 2) == 3
-    assert len(buffer) == 0
+    ledger.consumed_index(update.last_consumed_client_message_index or 0)
+    assert [m for e in ledger.exchanges for _, m in e.inputs] == []
     assert tracker.handle == "h-B1"
 
 
-# --- other server messages ----------------------------------------------------------------
+# --- other server messages ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ import pydantic
 import pytest
 
 from liveactors import events as ev
-from liveactors._protocol import events as events_module
+from liveactors._protocol import tracker as tracker_module
 from liveactors._protocol.connection import LiveConnection
-from liveactors._protocol.events import EventTracker
+from liveactors._protocol.tracker import EventTracker
 
 PCM_100MS_24K = bytes(range(256)) * 18 + b"\x00" * 192  # 4800 bytes = 100 ms at 24 kHz
 
@@ -46,7 +46,7 @@ def no_pydantic(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(pydantic.BaseModel, "model_validate", classmethod(forbidden))
     monkeypatch.setattr(pydantic.BaseModel, "__init__", forbidden)
-    monkeypatch.setattr(events_module, "validate", forbidden)
+    monkeypatch.setattr(tracker_module, "validate", forbidden)
 
 
 @pytest.mark.parametrize("name", list(STREAMING_FRAMES))

@@ -4,7 +4,7 @@
 The model server (text only) keeps a session *history* of ``(role, text)`` entries. A
 ``clientContent`` with ``turnComplete`` appends the user's turn and queues a question; the server
 answers queued questions one at a time in chunks, then ``turnComplete``. History messages
-(``turnComplete`` false) are appended as they are. Handle modes (live-protocol.md §7.2, §12):
+(``turnComplete`` false) are appended as they are. Handle modes (docs/protocol.md, "Handle modes"):
 
 * ``per_turn``: a handle after setup and after every turn at idle, ``{}`` when a generation
   starts; each handle is a snapshot of the state.

@@ -1,4 +1,4 @@
-"""``InputLedger`` (live-protocol.md §7.2, §7.4, §7.5): exchanges, handle modes, coverage,
+"""``InputLedger`` (docs/protocol.md, "Session resumption"): exchanges, handle modes, coverage,
 ``handoff_ready`` and resume plans, walked through realistic message sequences.
 
 Two styles: direct calls with exact expectations on the ledger and its plans, and sweeps that
@@ -401,7 +401,7 @@ def test_transcript_limit_bounds_a_long_conversation() -> None:
     assert list(c.ledger.transcript)[-1] == model("a99")
 
 
-# -- transparent resumption (live-protocol.md §7.4, §11.4) ------------------------------------
+# -- transparent resumption (docs/protocol.md, "Transparent resumption") -----------------------
 
 
 def test_transparent_replay_follows_the_documented_example() -> None:
@@ -870,3 +870,126 @@ def test_a_replayed_utterance_is_not_transcribed_twice_in_history() -> None:
     exchange = c.turn("hi there")
     assert exchange is not None
     assert exchange.contents() == [user("hello"), model("hi there")]
+
+
+# -- bounded replay: realtime media older than the replay window is trimmed --------------------
+
+
+def chunk(n: int) -> dict[str, Any]:
+    """100 ms of 16 kHz PCM silence, made distinct by ``n``."""
+    return encode.realtime_audio(n.to_bytes(4, "little") + bytes(3196), rate=16000)
+
+
+def held(ledger: InputLedger) -> list[dict[str, Any]]:
+    return [m for e in ledger.exchanges for _, m in e.inputs]
+
+
+def stream(c: Client, start: float, seconds: float, *, first: int = 0) -> float:
+    """Send a chunk every 100 ms for ``seconds`` from ``start``; returns the time after."""
+    count = round(seconds * 10)
+    for n in range(count):
+        c.index += 1
+        c.ledger.sent(chunk(first + n), c.index, start + n / 10)
+    return start + count / 10
+
+
+def test_a_silent_stream_keeps_only_the_replay_window() -> None:
+    c = Client(InputLedger(replay_window=15.0))
+    stream(c, 0.0, 600.0)  # ten minutes of microphone silence: no turn ever
+    kept = held(c.ledger)
+    # What was sent in the last 15 s (and the chunk at its edge): bounded, the newest kept.
+    assert 150 <= len(kept) <= 151
+    assert kept[-1] == chunk(5999)
+    assert c.ledger.trimmed == 6000 - len(kept)
+
+
+def test_the_window_is_measured_from_the_newest_media_not_the_clock() -> None:
+    c = Client(InputLedger(replay_window=15.0))
+    now = stream(c, 0.0, 10.0)
+    # Nothing is sent for a minute: the ten seconds of stream are all still held.
+    assert c.ledger.trimmed == 0
+    stream(c, now + 60.0, 0.1, first=100)
+    assert c.ledger.trimmed == 100
+    assert held(c.ledger) == [chunk(100)]
+
+
+def test_text_client_content_and_markers_are_never_trimmed() -> None:
+    c = Client(InputLedger(replay_window=15.0))
+    c.index += 1
+    c.ledger.sent(encode.activity_start(), c.index, 0.0)
+    c.index += 1
+    c.ledger.sent(context("some context"), c.index, 0.5)
+    c.index += 1
+    c.ledger.sent(encode.realtime_video(b"\xff\xd8 frame"), c.index, 0.6)
+    now = stream(c, 1.0, 60.0)
+    c.ledger.sent(encode.tool_response([]), c.index + 1, now)  # joins no exchange
+    kept = held(c.ledger)
+    assert kept[:2] == [encode.activity_start(), context("some context")]
+    assert encode.realtime_video(b"\xff\xd8 frame") not in kept  # video is media too
+    assert 150 <= len(kept) - 2 <= 151
+    assert c.ledger.trimmed == 1 + 600 - (len(kept) - 2)
+
+
+def test_a_replay_sends_the_window_and_reports_what_it_lacks_once() -> None:
+    c = per_turn_client()
+    c.ledger.replay_window = 15.0
+    stream(c, 100.0, 60.0)
+    plan = c.connect(have_handle=True, lost=True)
+    assert plan.resume
+    assert 150 <= len(plan.replay) <= 151
+    assert plan.replay[-1] == chunk(599)
+    assert plan.trimmed == 600 - len(plan.replay)
+    assert plan.trimmed_seconds == pytest.approx(plan.trimmed / 10)
+    # A second reconnect replays the same window and has nothing new to report.
+    again = c.connect(have_handle=True, lost=True)
+    assert again.replay == plan.replay
+    assert (again.trimmed, again.trimmed_seconds) == (0, 0.0)
+
+
+def test_trimmed_media_an_answer_covered_is_not_reported() -> None:
+    c = per_turn_client()
+    c.ledger.replay_window = 15.0
+    stream(c, 100.0, 60.0)
+    c.ledger.input_transcript("hello")
+    assert c.turn("hi") is not None  # server-side VAD answered the stream
+    plan = c.connect(have_handle=True, lost=True)  # answered, not yet covered: history
+    assert plan.replay == ()
+    assert (plan.trimmed, plan.trimmed_seconds) == (0, 0.0)
+    assert c.ledger.trimmed == 600 - 151 or c.ledger.trimmed == 600 - 150
+
+
+def test_the_default_window_is_fifteen_seconds_and_infinity_keeps_everything() -> None:
+    assert InputLedger().replay_window == 15.0
+    c = Client(InputLedger(replay_window=float("inf")))
+    stream(c, 0.0, 120.0)
+    assert len(held(c.ledger)) == 1200 and c.ledger.trimmed == 0
+
+
+def test_per_chunk_work_does_not_grow_with_the_ledger() -> None:
+    """Model output, the answering exchange, ``outstanding`` and ``handoff_ready`` cost the
+    same whether the ledger holds ten exchanges or twenty thousand (answered, no handle yet)."""
+    import time
+
+    def build(exchanges: int) -> InputLedger:
+        c = Client()
+        for n in range(exchanges):
+            c.send(ask(f"q{n}"))
+            c.turn(f"a{n}")
+        c.send(ask("the question being answered"))
+        return c.ledger
+
+    def cost(ledger: InputLedger) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(2000):
+                ledger.model_output("x")
+                ledger.answering()
+                _ = ledger.outstanding
+                _ = ledger.handoff_ready
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = build(10), build(20_000)
+    assert len(large.exchanges) == 20_001
+    assert cost(large) < 5 * cost(small) + 0.005

@@ -10,7 +10,7 @@ import trio.testing
 from google.genai import types
 
 from liveactors import ConnectionLost, ConversationStopped, Reply, events
-from liveactors._reply import ReplyBuilder
+from liveactors._reply import Replies, ReplyBuilder
 
 _seq = itertools.count(1)
 
@@ -161,3 +161,42 @@ async def test_first_failure_wins() -> None:
     with pytest.raises(ConnectionLost) as info:
         await b.wait()
     assert info.value is first
+
+
+# -- Replies: the asks waiting, by exchange --------------------------------------------------
+
+
+async def test_replies_feed_only_the_exchange_being_answered_and_complete_on_its_turn() -> None:
+    replies = Replies()
+    first, second = ReplyBuilder(), ReplyBuilder()
+    replies.expect(1, first)
+    replies.expect(2, second)
+    replies.expect(None, ReplyBuilder())  # a message that joined no exchange waits for nothing
+    replies.expect(3, None)  # send_text: nobody waits
+    assert len(replies) == 2
+    replies.take(1, ev(events.TextDelta, text="one"))
+    replies.take(None, ev(events.TextDelta, text="nobody's"))
+    replies.take(1, ev(events.TurnComplete))
+    assert (await first.wait()).text == "one"
+    assert len(replies) == 1
+    replies.take(2, ev(events.TextDelta, text="two"))
+    replies.take(2, ev(events.TurnComplete))
+    assert (await second.wait()).text == "two"
+    assert len(replies) == 0
+
+
+async def test_replies_reset_a_cut_answer_and_fail_all_at_the_end() -> None:
+    replies = Replies()
+    cut, waiting = ReplyBuilder(), ReplyBuilder()
+    replies.expect(1, cut)
+    replies.expect(2, waiting)
+    replies.take(1, ev(events.TextDelta, text="half an ans"))
+    replies.reset(1)  # the connection died: the answer is regenerated
+    replies.reset(None)
+    replies.take(1, ev(events.TextDelta, text="the whole answer"))
+    replies.take(1, ev(events.TurnComplete))
+    assert (await cut.wait()).text == "the whole answer"
+    replies.fail_all(lambda: ConversationStopped("closed"))
+    with pytest.raises(ConversationStopped, match="closed"):
+        await waiting.wait()
+    assert len(replies) == 0

@@ -7,16 +7,17 @@ Theory of operation::
           +-------------------------+--------------------------+-------------------+--> CLOSED
 
 * ``setup`` is the first and only setup of a connection; it has client index 0.
-* Nothing else may be sent before ``setupComplete`` ("clients should wait", PROTO). A message
-  sent too early, a second ``setup`` or anything after close raises
+* Nothing else may be sent before ``setupComplete`` (the service says clients should wait). A
+  message sent too early, a second ``setup`` or anything after close raises
   :class:`~liveactors.InvalidCommand` and changes nothing: the index does not move.
 * Every message after setup gets the next client index (1, 2, ...). The numbering restarts on
   every connection; the service's ``lastConsumedClientMessageIndex`` refers to it.
 * During GOING_AWAY sending is still allowed (the socket is open until ``timeLeft`` runs out); the
   supervisor decides what to hold back.
 
-The connection turns frames into parsed messages and close codes into typed errors; the
-:class:`~liveactors._protocol.events.EventTracker` turns messages into events.
+The connection turns frames into parsed messages; the
+:class:`~liveactors._protocol.tracker.EventTracker` turns messages into events (and the transport
+turns close codes into typed errors).
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ from typing import Any
 
 import attrs
 
-from .._errors import CloseInfo, ConnectionLost, InvalidCommand, ProtocolError, SessionRejected
-from ._wire import dumps, parse_duration
-from .close import classify_close
+from .._errors import InvalidCommand, ProtocolError
+from ._wire import dumps
 from .decode import parse_frame
 
 __all__ = ["ConnectionState", "LiveConnection"]
@@ -53,9 +53,6 @@ class LiveConnection:
     #: Index of the last client message sent on this connection (setup = 0).
     index: int = -1
     session_id: str | None = None
-    #: Seconds left when the service announced a goAway, else None.
-    go_away_time_left: float | None = None
-    close: CloseInfo | None = None
 
     def send_setup(self, setup: dict[str, Any]) -> str:
         """The setup frame; the connection is now waiting for ``setupComplete``."""
@@ -111,19 +108,11 @@ class LiveConnection:
             raise ProtocolError(
                 "the server sent a message before setupComplete: " + ", ".join(sorted(message)[:4])
             )
-        go_away = message.get("goAway")
-        if go_away is not None:
-            left = go_away.get("timeLeft") if isinstance(go_away, dict) else None
-            self.go_away_time_left = parse_duration(left) if left else 0.0
+        if "goAway" in message:
+            # How long is left is the tracker's business (the GoAway event carries it).
             self.state = ConnectionState.GOING_AWAY
         return message
 
-    def closed(self, code: int, reason: str = "") -> ConnectionLost | SessionRejected:
-        """The connection ended with ``code``; the typed error that means."""
-        self.state = ConnectionState.CLOSED
-        self.close = CloseInfo(code, reason)
-        return classify_close(code, reason)
-
     def local_close(self) -> None:
-        """We closed the connection ourselves."""
+        """The connection ended (closed by either side): nothing more is sent on it."""
         self.state = ConnectionState.CLOSED

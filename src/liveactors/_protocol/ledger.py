@@ -10,8 +10,8 @@ a *trigger* (``clientContent`` with ``turnComplete``, realtime text, ``audioStre
 * **covered** once a resumption handle includes it; covered exchanges move to the transcript.
 
 Every message gets a *position* in send order (renumbered when sent again). How a handle covers
-input depends on how the service issues handles, which the ledger learns at run time
-(live-protocol.md §7.2):
+input depends on how the service issues handles, which the ledger learns at run time (see
+"Session resumption" in docs/protocol.md):
 
 * ``PER_TURN``: a fresh handle at each idle point covers everything sent up to the last trigger
   whose turn completed on this connection before the handle arrived.
@@ -25,6 +25,10 @@ model is not asked twice; unanswered input is sent again, in order. When the mod
 whether input was consumed, the plan is a fresh session that restores the transcript: a guess
 would either lose or double a turn. Tool responses are never replayed: they answer the call ids
 of one generation, and a regenerated turn asks again.
+
+Bounded replay: realtime media older than ``replay_window`` is trimmed from the replay buffer
+(:mod:`~liveactors._protocol.media_window`). Work per chunk or per event is O(1): the exchanges
+waiting for an answer are kept in a queue of their own.
 """
 
 from __future__ import annotations
@@ -36,7 +40,19 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Exchange", "HandleMode", "InputLedger", "ResumePlan", "is_trigger"]
+from .exchange import (
+    Exchange,
+    Held,
+    ResumePlan,
+    history_message,
+    is_end_marker,
+    is_media,
+    is_trigger,
+    user_text,
+)
+from .media_window import MediaWindow
+
+__all__ = ["Exchange", "HandleMode", "InputLedger", "ResumePlan", "history_message", "is_trigger"]
 
 
 class HandleMode(enum.Enum):
@@ -48,101 +64,6 @@ class HandleMode(enum.Enum):
     TRANSPARENT = "transparent"
 
 
-def is_trigger(message: dict[str, Any]) -> bool:
-    """Whether a client message asks the model for an answer."""
-    content = message.get("clientContent")
-    if content is not None:
-        return bool(content.get("turnComplete"))
-    realtime = message.get("realtimeInput")
-    if realtime is not None:
-        return bool(
-            realtime.get("text") or realtime.get("audioStreamEnd") or "activityEnd" in realtime
-        )
-    return False
-
-
-def _is_end_marker(message: dict[str, Any]) -> bool:
-    """``audioStreamEnd`` / ``activityEnd``: they close streamed input and carry none."""
-    realtime = message.get("realtimeInput")
-    return realtime is not None and (
-        bool(realtime.get("audioStreamEnd")) or "activityEnd" in realtime
-    )
-
-
-def _user_text(message: dict[str, Any]) -> str:
-    content = message.get("clientContent")
-    if content is not None:
-        return "".join(
-            part["text"]
-            for turn in content.get("turns", ())
-            if turn.get("role", "user") == "user"
-            for part in turn.get("parts", ())
-            if isinstance(part.get("text"), str)
-        )
-    realtime = message.get("realtimeInput")
-    if realtime is not None and isinstance(realtime.get("text"), str):
-        return str(realtime["text"])
-    return ""
-
-
-def history_message(contents: list[dict[str, Any]]) -> dict[str, Any]:
-    """History for the model, appended without asking for an answer."""
-    return {"clientContent": {"turns": contents}}
-
-
-@attrs.define
-class Exchange:
-    """Client input that asks for one model turn, and what is known about its answer."""
-
-    number: int
-    #: (position, wire message) in send order.
-    inputs: list[tuple[int, dict[str, Any]]] = attrs.field(factory=list, repr=False)
-    triggered: bool = False
-    #: Some model output for this exchange arrived (so the service consumed its input).
-    output_seen: bool = False
-    answered: bool = False
-    #: Position of the trigger, or of the history message that restored this exchange.
-    position: int = 0
-    user_text: list[str] = attrs.field(factory=list, repr=False)
-    input_transcript: list[str] = attrs.field(factory=list, repr=False)
-    model_text: list[str] = attrs.field(factory=list, repr=False)
-
-    def contents(self) -> list[dict[str, Any]]:
-        """This exchange as history: the user's words (text, or the input transcript for audio)
-        and the model's answer (text, or the output transcript)."""
-        out = []
-        user = "".join(self.user_text) or "".join(self.input_transcript)
-        if user:
-            out.append({"role": "user", "parts": [{"text": user}]})
-        model = "".join(self.model_text)
-        if model:
-            out.append({"role": "model", "parts": [{"text": model}]})
-        return out
-
-
-@attrs.frozen
-class ResumePlan:
-    """What to send on a new connection, in this order, before any new input."""
-
-    #: Resume from the latest handle; False means start a fresh session.
-    resume: bool
-    #: A ``clientContent`` history message (``turnComplete`` false), or None.
-    history: dict[str, Any] | None = attrs.field(default=None, repr=False)
-    #: Unanswered input to send again, in order.
-    replay: tuple[dict[str, Any], ...] = attrs.field(default=(), repr=False)
-    #: Ask the model to finish a turn it had begun (``clientContent{turnComplete:true}``).
-    prompt_continue: bool = False
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """Every message of the plan in send order."""
-        out = [] if self.history is None else [self.history]
-        out.extend(self.replay)
-        if self.prompt_continue:
-            out.append({"clientContent": {"turnComplete": True}})
-        return out
-
-
 @attrs.define
 class InputLedger:
     """Tracks input from send to coverage by a handle, and the transcript behind it."""
@@ -150,6 +71,9 @@ class InputLedger:
     #: Most history entries kept in the transcript; older ones are forgotten, as the service's
     #: context-window compression forgets them too.
     transcript_limit: int = 400
+    #: Realtime media sent this many seconds before the newest is trimmed from the replay
+    #: buffer (``math.inf``: never).
+    replay_window: float = 15.0
     mode: HandleMode = HandleMode.UNKNOWN
     exchanges: deque[Exchange] = attrs.field(factory=deque)
     transcript: deque[dict[str, Any]] = attrs.field(factory=deque, repr=False)
@@ -171,11 +95,18 @@ class InputLedger:
     #: The initial history the conversation was seeded with, for models whose resumed session
     #: may have lost it (see :meth:`plan`).
     _seed: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    #: Held media, oldest first: what the replay window trims.
+    _media: MediaWindow = attrs.field(factory=MediaWindow, repr=False)
+    #: Exchanges triggered and not answered yet, oldest first: the first is being answered.
+    _waiting: deque[Exchange] = attrs.field(factory=deque, repr=False)
 
     # -- sending ------------------------------------------------------------------------------
 
-    def sent(self, message: dict[str, Any], index: int | None = None) -> Exchange | None:
-        """Record an input message just sent, with its client ``index`` on this connection.
+    def sent(
+        self, message: dict[str, Any], index: int | None = None, now: float = 0.0
+    ) -> Exchange | None:
+        """Record an input message just sent, with its client ``index`` on this connection and
+        the time ``now`` (the caller's clock; only differences matter).
 
         Returns the exchange it joined; tool responses join none.
         """
@@ -183,7 +114,7 @@ class InputLedger:
             return None
         position = self._next_position(index)
         open_exchange = bool(self.exchanges) and not self.exchanges[-1].triggered
-        if not open_exchange and _is_end_marker(message):
+        if not open_exchange and is_end_marker(message):
             # Server-side VAD already answered the stream this marker ends: it asks nothing.
             return None
         if open_exchange:
@@ -192,13 +123,17 @@ class InputLedger:
             self._numbers += 1
             exchange = Exchange(self._numbers)
             self.exchanges.append(exchange)
-        exchange.inputs.append((position, message))
-        text = _user_text(message)
+        entry = Held(position, message, now)
+        exchange.held[position] = entry
+        if is_media(message):
+            self._media.hold(entry, exchange, self.replay_window)
+        text = user_text(message)
         if text:
             exchange.user_text.append(text)
         if is_trigger(message):
             exchange.triggered = True
             exchange.position = position
+            self._waiting.append(exchange)
         return exchange
 
     def _next_position(self, index: int | None) -> int:
@@ -222,11 +157,10 @@ class InputLedger:
     def answering(self) -> Exchange | None:
         """The exchange the model is answering now: the oldest unanswered triggered one, else
         the open one (server-side VAD answers streamed audio without a trigger)."""
-        for exchange in self.exchanges:
-            if not exchange.answered and exchange.triggered:
-                return exchange
+        if self._waiting:
+            return self._waiting[0]
         last = self.exchanges[-1] if self.exchanges else None
-        if last is not None and not last.triggered and last.inputs:
+        if last is not None and not last.triggered and last.held:
             return last
         return None
 
@@ -257,6 +191,8 @@ class InputLedger:
         """
         exchange = self.answering()
         orphan = exchange is None
+        if self._waiting and exchange is self._waiting[0]:
+            self._waiting.popleft()
         if exchange is None:
             # A turn nobody's input asked for (proactive audio, a NON_BLOCKING result): it
             # joins the exchanges in order, already answered, so history keeps its place.
@@ -271,7 +207,7 @@ class InputLedger:
         elif not exchange.triggered:
             # Server-side VAD ended this turn: later input starts a new exchange.
             exchange.triggered = True
-            exchange.position = exchange.inputs[-1][0]
+            exchange.position = next(reversed(exchange.held))
         exchange.answered = True
         exchange.output_seen = True
         self._answered_upto = max(self._answered_upto, exchange.position)
@@ -332,10 +268,11 @@ class InputLedger:
         if self._restore_pending is not None and position >= self._restore_pending:
             self._restore_pending = None
         for exchange in self.exchanges:
-            exchange.inputs = [(p, m) for p, m in exchange.inputs if p > position]
             if exchange.position <= position and exchange.answered:
-                exchange.inputs.clear()
-        self._cover(lambda e: e.answered and not e.inputs)
+                exchange.held.clear()
+            elif exchange.held and next(iter(exchange.held)) <= position:
+                exchange.held = {p: h for p, h in exchange.held.items() if p > position}
+        self._cover(lambda e: e.answered and not e.held)
 
     def _learn(self, mode: HandleMode) -> None:
         # Two resumable updates on one connection are proof of per-turn handles and correct
@@ -350,7 +287,9 @@ class InputLedger:
     def _cover(self, covered: Callable[[Exchange], bool]) -> None:
         """Move leading covered exchanges into the transcript, keeping order."""
         while self.exchanges and covered(self.exchanges[0]):
-            for content in self.exchanges.popleft().contents():
+            exchange = self.exchanges.popleft()
+            exchange.held.clear()  # never sent again
+            for content in exchange.contents():
                 self._remember(content)
 
     def _remember(self, content: dict[str, Any]) -> None:
@@ -358,12 +297,17 @@ class InputLedger:
         while len(self.transcript) > self.transcript_limit:
             self.transcript.popleft()
 
+    @property
+    def trimmed(self) -> int:
+        """Media chunks trimmed so far (older than the replay window)."""
+        return self._media.trimmed
+
     # -- reconnecting -------------------------------------------------------------------------
 
     @property
     def outstanding(self) -> bool:
         """Some question was sent and its answer has not completed yet."""
-        return any(e.triggered and not e.answered for e in self.exchanges)
+        return bool(self._waiting)
 
     @property
     def handoff_ready(self) -> bool:
@@ -371,8 +315,16 @@ class InputLedger:
         and (unless handles come once) covered by a handle. Open streamed input is fine: it is
         newer than the handle and is sent again."""
         if self.mode in (HandleMode.ONCE, HandleMode.TRANSPARENT):
-            return not any(e.triggered and not e.answered for e in self.exchanges)
-        return not any(e.triggered for e in self.exchanges)
+            return not self._waiting
+        # Only the newest exchange can be open (untriggered): nothing triggered is left when
+        # there is none, or only that one.
+        exchanges = self.exchanges
+        return not exchanges or (len(exchanges) == 1 and not exchanges[0].triggered)
+
+    def unanswered_input(self) -> list[dict[str, Any]]:
+        """The input of every question sent whose answer never completed, in send order (what
+        a conversation ending now leaves undelivered)."""
+        return [m for e in self._waiting for m in e.messages]
 
     def new_connection(self) -> None:
         """A new connection starts: per-connection evidence and indices restart."""
@@ -401,7 +353,7 @@ class InputLedger:
         if not have_handle or self._restore_pending is not None:
             plan = self._plan_fresh()
         elif self.mode is HandleMode.ONCE:
-            unanswered = [e for e in self.exchanges if e.triggered and not e.answered]
+            unanswered = list(self._waiting)
             if any(not e.output_seen for e in unanswered):
                 plan = self._plan_fresh()
             else:
@@ -413,6 +365,7 @@ class InputLedger:
                 plan = ResumePlan(
                     resume=True, history=history, replay=replay, prompt_continue=prompt
                 )
+                plan = self._media.report(plan, [e for e in self.exchanges if not e.triggered])
         elif self.mode is HandleMode.UNKNOWN and (
             outstanding or any(e.answered for e in self.exchanges)
         ):
@@ -421,8 +374,10 @@ class InputLedger:
         else:
             answered = [e for e in self.exchanges if e.answered]
             history = self._restore(answered, seed)
-            replay = self._replay([e for e in self.exchanges if not e.answered])
+            unanswered = [e for e in self.exchanges if not e.answered]
+            replay = self._replay(unanswered)
             plan = ResumePlan(resume=True, history=history, replay=replay)
+            plan = self._media.report(plan, unanswered)
         first = self._position - len(plan.messages)
         for index in range(1, len(plan.messages) + 1):
             self._index_positions[index] = first + index
@@ -432,8 +387,11 @@ class InputLedger:
         answered = [e for e in self.exchanges if e.answered]
         history = self._restore(answered, list(self.transcript))
         self._restore_pending = self._position if history is not None else None
-        replay = self._replay([e for e in self.exchanges if not e.answered])
-        return ResumePlan(resume=False, history=history, replay=replay)
+        unanswered = [e for e in self.exchanges if not e.answered]
+        replay = self._replay(unanswered)
+        return self._media.report(
+            ResumePlan(resume=False, history=history, replay=replay), unanswered
+        )
 
     def _restore(
         self, answered: list[Exchange], prefix: list[dict[str, Any]]
@@ -449,13 +407,14 @@ class InputLedger:
     def _replay(self, exchanges: list[Exchange]) -> tuple[dict[str, Any], ...]:
         out: list[dict[str, Any]] = []
         for exchange in exchanges:
-            renumbered = []
-            for _, message in exchange.inputs:
-                renumbered.append((self._next_position(None), message))
-                out.append(message)
-            exchange.inputs = renumbered
+            renumbered: dict[int, Held] = {}
+            for entry in exchange.held.values():
+                entry.position = self._next_position(None)
+                renumbered[entry.position] = entry
+                out.append(entry.message)
+            exchange.held = renumbered
             # The service transcribes the input again when it hears it again.
             exchange.input_transcript.clear()
             if exchange.triggered and renumbered:
-                exchange.position = renumbered[-1][0]
+                exchange.position = entry.position
         return tuple(out)

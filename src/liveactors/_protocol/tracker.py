@@ -95,6 +95,17 @@ class EventTracker:
         if self.phase is TurnPhase.AWAITING_TOOL and not self.awaiting_tool:
             self.phase = TurnPhase.GENERATING
 
+    def session_restarted(self) -> None:
+        """A new connection whose service state predates the pending calls (a fresh session,
+        or a resume whose handle does not hold the cut turn): the turn is regenerated and asks
+        again, with new call ids."""
+        self.pending_calls.clear()
+        self.phase = TurnPhase.IDLE
+
+    def forget_handle(self) -> None:
+        """The service refused the handle: nothing is left to resume from."""
+        self.handle = None
+
     def connection_lost(self) -> list[ev.Event]:
         """Close the turn in progress when its connection died; its input is answered again."""
         if self.phase is TurnPhase.IDLE:
