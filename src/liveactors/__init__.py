@@ -11,6 +11,7 @@ from . import events
 from ._actor import Actor
 from ._backend import DEFAULT_MODEL, TEXT_MODEL, GeminiBackend
 from ._bus import Subscription, SubscriptionStatistics
+from ._connect import MemoryTransport, WebSocketTransport
 from ._conversation import (
     Conversation,
     ConversationRef,
@@ -35,7 +36,7 @@ from ._handles import HandleStore, MemoryHandleStore, SQLiteHandleStore, StoredH
 from ._orchestrator import Orchestrator, OrchestratorStatistics, open_orchestrator
 from ._reply import Reply
 from ._restart import RestartPolicy
-from ._transport import ConnectRequest, Link, MemoryTransport, Transport, WebSocketTransport
+from ._transport import ConnectRequest, Link, Transport
 from ._vertex import VertexBackend
 
 __version__ = _version("liveactors")

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 import trio
 
+from ._connect import WebSocketTransport
 from ._errors import InvalidCommand
 from ._models import RECOMMENDED, Platform
 from ._protocol.setup import model_path
-from ._transport import ConnectRequest, Transport, WebSocketTransport
+from ._transport import ConnectRequest, Transport
 
 __all__ = ["DEFAULT_MODEL", "TEXT_MODEL", "GeminiBackend"]
 
@@ -148,10 +149,6 @@ class GeminiBackend:
             ssl_context=self.ssl_context,
             connect_timeout=self.connect_timeout,
         )
-
-    def redact(self, text: str) -> str:
-        """``text`` with the credential replaced, for anything that might echo it back."""
-        return text.replace(self._key, "<redacted>") if self._key else text
 
 
 def check_key(key: object) -> str:

@@ -31,9 +31,9 @@ import trio
 from . import events as ev
 from ._backend import DEFAULT_MODEL, GeminiBackend
 from ._backend_api import Backend
+from ._connect import MemoryTransport
 from ._errors import LiveError
 from ._orchestrator import open_orchestrator
-from ._transport import MemoryTransport
 from ._vertex import VertexBackend
 
 __all__ = ["add_arguments", "run"]

@@ -58,9 +58,9 @@ from ._publish import Publisher
 from ._reconnect import Reconnects
 from ._reply import Replies, ReplyBuilder
 from ._restart import RestartPolicy
+from ._secrets import Secrets
 from ._session_config import SessionSetup, manual_vad
 from ._tools import ToolRunner, non_blocking_functions
-from ._transport import Secrets
 
 __all__ = ["ConnectGate", "Supervisor"]
 

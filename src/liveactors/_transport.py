@@ -20,98 +20,47 @@ its link, so the peer never reads half a frame followed by another.
 
 from __future__ import annotations
 
-import functools
 import logging
 import ssl
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, suppress
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import attrs
 import trio
-from wsproto import ConnectionType, WSConnection
+from wsproto import WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Event,
     Message,
     Ping,
     Pong,
-    RejectConnection,
-    RejectData,
-    Request,
     TextMessage,
 )
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.utilities import LocalProtocolError
 
 from ._errors import CloseInfo, ConnectionLost, LiveError, ProtocolError, SessionRejected
-from ._protocol.close import ABNORMAL, classify_close, rejected_upgrade
+from ._protocol.close import ABNORMAL, classify_close
+from ._secrets import MIN_SECRET, Secrets, longest_first, redact
 from ._wsframes import BINARY, CLOSE, PING, TEXT, FrameError, FrameReader
 
 __all__ = [
+    "RECEIVE_BUFFER",
     "ConnectRequest",
     "Link",
-    "MemoryTransport",
     "Secrets",
+    "StreamOpener",
     "Transport",
-    "WebSocketTransport",
+    "secrets_of",
 ]
 
 log = logging.getLogger("liveactors.transport")
 
 #: Large ``clientContent`` echoes and grounding metadata exceed trio-websocket's 1 MiB default.
 MAX_MESSAGE_SIZE = 16 * 2**20
-
-
-#: A string shorter than this is never treated as a secret: redacting it would mangle text.
-_MIN_SECRET = 4
-
-
-class Secrets:
-    """Strings that must never show in an exception's text or a log record: a conversation's
-    resumption handles (a close reason may quote the handle it refuses).
-
-    Shared and growing: a conversation keeps one, adds each handle as it arrives, and passes it
-    on every :class:`ConnectRequest` (``secrets=``). A link reads it when a close arrives, so a
-    handle learnt in the middle of a connection is hidden as well as the one it resumed with.
-    Only the newest ``keep`` are kept: a conversation gets a handle per turn, and a service
-    echoes the handle in use, not one from hours ago. (Credentials in a request's headers are
-    redacted without being listed here.)
-    """
-
-    __slots__ = ("_items", "_keep")
-
-    def __init__(self, initial: Iterable[str | None] = (), *, keep: int = 16) -> None:
-        self._keep = keep
-        self._items: dict[str, None] = {}  # insertion-ordered set, oldest first
-        for secret in initial:
-            self.add(secret)
-
-    def __repr__(self) -> str:
-        return f"<Secrets: {len(self._items)} hidden>"
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tuple(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def add(self, secret: str | None) -> None:
-        """Hide ``secret`` from now on (None, or a string too short to be one, is ignored)."""
-        if not secret or len(secret) < _MIN_SECRET:
-            return
-        self._items.pop(secret, None)
-        self._items[secret] = None
-        while len(self._items) > self._keep:
-            del self._items[next(iter(self._items))]
-
-    def redact(self, text: str) -> str:
-        """``text`` with every secret replaced by ``<redacted>``."""
-        return _redact(text, _longest_first(self._items))
 
 
 @attrs.frozen
@@ -188,7 +137,7 @@ class Link:
     def _close_with(self, code: int, reason: str) -> ConnectionLost | SessionRejected:
         if self.close_info is None:
             # Verbatim, except that a peer echoing our credential never gets it into an error.
-            self.close_info = CloseInfo(code, _redact(reason, _secrets_of(self._request)))
+            self.close_info = CloseInfo(code, redact(reason, secrets_of(self._request)))
         return self._closed_error()
 
     async def _write(self, data: bytes) -> None:
@@ -330,7 +279,7 @@ class Link:
                     raise error
                 continue  # a pong: nothing to do
             try:
-                data = await self._stream.receive_some(_RECEIVE_BUFFER)
+                data = await self._stream.receive_some(RECEIVE_BUFFER)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 data = b""
             if not data:
@@ -369,7 +318,7 @@ class Link:
                     return
                 continue
             try:
-                data = await self._stream.receive_some(_RECEIVE_BUFFER)
+                data = await self._stream.receive_some(RECEIVE_BUFFER)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 return
             if not data:
@@ -405,13 +354,12 @@ StreamOpener = Callable[[ConnectRequest], Awaitable[trio.abc.Stream]]
 
 #: Bytes read per socket read: a burst of frames (one 100 ms chunk of 24 kHz audio is ~6.5 KiB
 #: of JSON) is taken in one go.
-_RECEIVE_BUFFER = 64 * 1024
+RECEIVE_BUFFER = 64 * 1024
 #: A receive that finds its message already buffered checkpoints once in this many.
 _CHECKPOINT_EVERY = 16
-_REDACTED = "<redacted>"
 
 
-def _secrets_of(request: ConnectRequest) -> tuple[str, ...]:
+def secrets_of(request: ConnectRequest) -> tuple[str, ...]:
     """The strings to hide for ``request``, now: the credentials in its headers (a ``Token x``
     value yields ``x`` too) and what its :class:`Secrets` holds at this moment."""
     found: list[str] = []
@@ -422,236 +370,4 @@ def _secrets_of(request: ConnectRequest) -> tuple[str, ...]:
             found.append(rest)
     if request.secrets is not None:
         found.extend(request.secrets)
-    return _longest_first(s for s in found if len(s) >= _MIN_SECRET)
-
-
-def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
-    # Longest first, so a bare token inside "Token <token>" (or a handle that is the prefix of
-    # a newer one) is replaced as a whole.
-    return tuple(sorted(set(secrets), key=len, reverse=True))
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
-
-
-class _SecretFilter(logging.Filter):
-    """Redacts the secrets of open connections from trio-websocket's log records (a server in
-    the same process, such as the fake one, logs close reasons, which may echo anything)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.active: Counter[str] = Counter()
-        #: The growing registries of open connections (read at each record: they change).
-        self.registries: Counter[Secrets] = Counter()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.active or self.registries:
-            found = set(self.active)
-            for registry in self.registries:
-                found.update(registry)
-            try:
-                message = record.getMessage()
-            except Exception:  # a malformed record is the handler's business, not ours
-                return True
-            redacted = _redact(message, _longest_first(found))
-            if redacted is not message:
-                record.msg, record.args = redacted, None
-        return True
-
-    @contextmanager
-    def watching(self, request: ConnectRequest) -> Iterator[None]:
-        """Hide ``request``'s secrets while its connection is open."""
-        credentials = _secrets_of(attrs.evolve(request, secrets=None))
-        registry = request.secrets
-        self.active.update(credentials)
-        if registry is not None:
-            self.registries[registry] += 1
-        try:
-            yield
-        finally:
-            self.active.subtract(credentials)
-            self.active += Counter()  # drop the zero counts
-            if registry is not None:
-                self.registries[registry] -= 1
-                self.registries += Counter()
-
-
-_SECRET_FILTER = _SecretFilter()
-logging.getLogger("trio-websocket").addFilter(_SECRET_FILTER)
-
-
-@asynccontextmanager
-async def _open_link(request: ConnectRequest, open_stream: StreamOpener) -> AsyncIterator[Link]:
-    """Open a stream, do the WebSocket handshake, yield a Link; close it on the way out.
-
-    No task is started, so errors come out as they are: the caller's own, or the
-    :mod:`liveactors` exception a failure to connect means.
-    """
-    secrets = _secrets_of(request)
-    with _SECRET_FILTER.watching(request):
-        stream, ws = await _handshake(request, open_stream, secrets)
-        link = Link(stream, ws, request)
-        log.debug("connected to %s", request.url)
-        try:
-            yield link
-        finally:
-            await link.aclose(*_code_for_exit(link))
-
-
-async def _handshake(
-    request: ConnectRequest, open_stream: StreamOpener, secrets: tuple[str, ...]
-) -> tuple[trio.abc.Stream, WSConnection]:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
-    stream: trio.abc.Stream | None = None
-    try:
-        with trio.fail_after(request.connect_timeout):
-            stream = await open_stream(request)
-            ws = WSConnection(ConnectionType.CLIENT)
-            upgrade = Request(host=request.host, target=request.resource, extra_headers=headers)
-            await stream.send_all(ws.send(upgrade))
-            status, body = 0, bytearray()
-            while True:
-                try:
-                    data = await stream.receive_some(_RECEIVE_BUFFER)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise _ended_early(exc, request, secrets) from None
-                if not data:
-                    # The peer hung up (or TLS failed) before answering the upgrade.
-                    raise _ended_early(None, request, secrets)
-                try:
-                    ws.receive_data(data)  # type: ignore[arg-type]  # any bytes-like
-                    for event in ws.handshake.events():
-                        if type(event) is AcceptConnection:
-                            return stream, ws
-                        if type(event) is RejectConnection:
-                            status = event.status_code
-                            if not event.has_body:
-                                raise rejected_upgrade(status, "")
-                        elif type(event) is RejectData:
-                            body += event.data
-                            if event.body_finished:
-                                text = _redact(bytes(body).decode("utf-8", "replace"), secrets)
-                                raise rejected_upgrade(status, text)
-                except RemoteProtocolError as exc:
-                    raise ConnectionLost(
-                        f"WebSocket handshake with {request.url} failed: "
-                        f"{_redact(str(exc), secrets)[:200]}"
-                    ) from None
-    except BaseException as exc:
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
-        if isinstance(exc, trio.TooSlowError):
-            raise ConnectionLost(
-                f"connect to {request.url} timed out after {request.connect_timeout:g}s"
-            ) from None
-        error = _translate_setup_error(exc, request, secrets)
-        if error is None:
-            raise
-        raise error from None
-
-
-def _ended_early(
-    error: BaseException | None, request: ConnectRequest, secrets: tuple[str, ...]
-) -> LiveError:
-    tls = _ssl_error_in(error)
-    if tls is not None:
-        return _tls_failed(tls, request, secrets)
-    return ConnectionLost(
-        f"{request.url} closed the connection before the WebSocket upgrade completed"
-    )
-
-
-def _ssl_error_in(error: BaseException | None) -> ssl.SSLError | None:
-    seen = 0
-    while error is not None and seen < 8:
-        if isinstance(error, ssl.SSLError):
-            return error
-        error = error.__cause__ or error.__context__
-        seen += 1
-    return None
-
-
-def _tls_failed(
-    exc: ssl.SSLError, request: ConnectRequest, secrets: tuple[str, ...]
-) -> SessionRejected:
-    detail = getattr(exc, "verify_message", None) or exc.reason or type(exc).__name__
-    return SessionRejected(f"TLS failed for {request.url}: {_redact(str(detail), secrets)}")
-
-
-def _translate_setup_error(
-    exc: BaseException, request: ConnectRequest, secrets: tuple[str, ...]
-) -> LiveError | None:
-    """The :mod:`liveactors` error for a failure while connecting, or None to let it pass."""
-    if isinstance(exc, LiveError):
-        return exc
-    if not isinstance(exc, Exception):
-        return None  # Cancelled, KeyboardInterrupt...: never turned into an error
-    tls = _ssl_error_in(exc)
-    if tls is not None:
-        return _tls_failed(tls, request, secrets)
-    if isinstance(exc, OSError | trio.BrokenResourceError):
-        return ConnectionLost(f"cannot connect to {request.url}: {_os_error(exc, secrets)}")
-    return None
-
-
-def _code_for_exit(link: Link) -> tuple[int, str]:
-    if link.close_info is not None:
-        return link.close_info.code, link.close_info.reason
-    return 1000, ""
-
-
-def _os_error(exc: BaseException, secrets: tuple[str, ...]) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return _redact(exc.strerror, secrets)
-    text = str(exc)
-    if text:
-        return _redact(text, secrets)[:200]
-    return type(exc).__name__
-
-
-@attrs.frozen
-class WebSocketTransport:
-    """The production transport: TCP, TLS verified by default (``ssl_context`` to customise)."""
-
-    def connect(self, request: ConnectRequest) -> AbstractAsyncContextManager[Link]:
-        """Open a connection to ``request.url``."""
-        return _open_link(request, _open_tcp)
-
-
-async def _open_tcp(request: ConnectRequest) -> trio.abc.Stream:
-    parts = urlsplit(request.url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    if not secure:
-        return await trio.open_tcp_stream(host, port)
-    context = request.ssl_context or _default_ssl_context()
-    return await trio.open_ssl_over_tcp_stream(
-        host, port, ssl_context=context, https_compatible=True
-    )
-
-
-@functools.cache
-def _default_ssl_context() -> ssl.SSLContext:
-    """The process's one default (verifying) client context; the CA store (and
-    ``SSL_CERT_FILE``) is read when the first TLS connection is made, not again."""
-    # One for every connection: each context loads the system's CA store (measured: 17 ms of
-    # CPU and 840 KiB that a live connection keeps), which per connection would cost 8 GiB
-    # at 10,000 conversations and stall the loop on every reconnect.
-    return ssl.create_default_context()
-
-
-@attrs.frozen
-class MemoryTransport:
-    """The in-memory twin: ``dial(request)`` returns the client end of an in-memory stream whose
-    other end a server (usually :func:`liveactors.testing.open_fake_server`) handles."""
-
-    dial: StreamOpener
-
-    def connect(self, request: ConnectRequest) -> AbstractAsyncContextManager[Link]:
-        """Open a connection through ``dial``."""
-        return _open_link(request, self.dial)
+    return longest_first(s for s in found if len(s) >= MIN_SECRET)

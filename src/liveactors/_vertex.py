@@ -25,11 +25,12 @@ from typing import Final
 import trio
 
 from ._backend import DEFAULT_MODEL, check_api_version, check_key, check_seconds, ws_base
+from ._connect import WebSocketTransport
 from ._credentials import AccessTokens, TokenCredentials
 from ._errors import InvalidCommand
 from ._models import Platform
 from ._protocol.setup import vertex_model_path
-from ._transport import ConnectRequest, Transport, WebSocketTransport
+from ._transport import ConnectRequest, Transport
 
 __all__ = ["VertexBackend", "vertex_host"]
 
@@ -224,13 +225,6 @@ class VertexBackend:
             ssl_context=self.ssl_context,
             connect_timeout=self.connect_timeout,
         )
-
-    def redact(self, text: str) -> str:
-        """``text`` with the API key and the current access token replaced."""
-        for secret in (self._key, self._tokens.token):
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return text
 
 
 def _project_of(credentials: TokenCredentials | None) -> str | None:

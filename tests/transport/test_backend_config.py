@@ -124,4 +124,3 @@ def test_reprs_never_show_the_credential(key: str) -> None:
         assert key.split("/")[-1] not in text
     assert "redacted" in repr(backend)
     assert backend.model == DEFAULT_MODEL
-    assert backend.redact(f"echo {key}!") == "echo <redacted>!"

@@ -18,9 +18,9 @@ import trio_websocket
 import trustme
 
 from liveactors import ConnectionLost, GeminiBackend, LiveError, SessionRejected
+from liveactors._connect import _default_ssl_context
 from liveactors._protocol.connection import ConnectionState, LiveConnection
 from liveactors._protocol.setup import encode_setup
-from liveactors._transport import _default_ssl_context
 
 KEY = "AIzaSyD-loopback-SECRET-0123456789"
 TOKEN = "auth_tokens/SECRET-loopback-token-0123"

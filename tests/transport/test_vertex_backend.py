@@ -535,8 +535,6 @@ async def test_secrets_never_in_reprs_or_logs(caplog: pytest.LogCaptureFixture) 
         assert NEW_TOKEN not in text and TOKEN not in text and KEY not in text
     assert "redacted" in repr(backend) and "redacted" in repr(express)
     assert "express" in repr(express)
-    assert backend.redact(f"echo {NEW_TOKEN}!") == "echo <redacted>!"
-    assert express.redact(f"echo {KEY}!") == "echo <redacted>!"
 
 
 async def test_a_refresh_that_hangs_is_a_retryable_error() -> None:

@@ -24,8 +24,9 @@ import trio.testing
 import trio_websocket
 
 from .._backend import GeminiBackend
+from .._connect import MemoryTransport
 from .._exception_groups import sole_exception
-from .._transport import ConnectRequest, MemoryTransport
+from .._transport import ConnectRequest
 from .._vertex import VertexBackend
 from ._faults import Faults
 from ._log import ConnectionRecord, ServerLog
