@@ -607,6 +607,7 @@ def _fake_server_section(doc: dict[str, Any]) -> list[str]:
 
 
 FINDINGS = Path(__file__).with_name("FINDINGS.md")
+SOAK = Path(__file__).with_name("SOAK.md")
 
 
 def refresh(results_dir: Path | None = None) -> Path:
@@ -669,6 +670,9 @@ def refresh(results_dir: Path | None = None) -> Path:
     for name, section in sections.items():
         if name in found:
             lines += [*section(found[name]), ""]
+    if SOAK.is_file():
+        # The soak is judged, not plotted: its page section is kept by hand beside it.
+        lines += [SOAK.read_text().rstrip(), ""]
     if FINDINGS.is_file():
         lines += [FINDINGS.read_text().rstrip(), ""]
     lines += [

@@ -390,7 +390,7 @@ async def open_orchestrator(
     * ``grace``: how long answers in progress may take to finish at shutdown; input it cannot
       deliver is handed back (:class:`~liveactors.events.InputUndelivered`).
     * ``replay_window``: after a reconnect, realtime audio and video older than this many
-      seconds is not sent again (text, content and tool responses always are); what is left
+      seconds is not sent again (text and content always are); what is left
       out is counted (``replay_trimmed``) and announced (:class:`~liveactors.events.ReplayTrimmed`).
 
     Leaving the block normally is graceful; leaving it by an exception or a cancellation (or a
