@@ -1,0 +1,216 @@
+"""Resumption handles in Redis or Valkey, shared by every process that spawns conversations.
+
+One hash per conversation, ``<prefix>:{<name>}:handle`` with the fields ``h`` (the handle) and
+``t`` (when it was saved, seconds since the epoch), expiring ``validity`` seconds after the
+write. The name sits in a ``{...}`` hash tag, so every key of a conversation falls in one slot
+of a Redis Cluster (``%``, ``{`` and ``}`` in a name are percent-encoded so that the tag is
+always the whole name).
+
+Newest wins, atomically: a write is a Lua script that compares its time with the stored one
+and leaves a newer handle alone (no read-modify-write across round trips, so two processes
+saving the same name at once cannot interleave). A delete writes a tombstone (an empty handle
+with its time) under the same rule, so an older save arriving after it cannot bring a
+forgotten handle back.
+
+Each operation opens a connection of its own (a batch of handles is one connection and one
+pipeline): coredis keeps its pool in an anyio task group that must be entered and left by one
+task, and a store is called from several (the orchestrator's handle writer, ``spawn``, the
+final flush at shutdown).
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import coredis
+import coredis.exceptions
+
+from .._errors import LiveError
+from .._handles import HANDLE_VALIDITY, StoredHandle
+from .._secrets import MIN_SECRET, REDACTED, longest_first, redact
+
+__all__ = ["ClusterUnavailable", "RedisHandleStore"]
+
+#: Compare-and-set: write the handle only if no newer one is stored; refresh the expiry.
+#: KEYS[1] the conversation's hash; ARGV: handle ("" for a tombstone), saved_at, ttl in ms.
+#: Returns 1 if written, 0 if a newer write was there already.
+_SAVE_SCRIPT: Final = """
+local stored = redis.call('HGET', KEYS[1], 't')
+if stored and tonumber(stored) > tonumber(ARGV[2]) then
+    return 0
+end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+class ClusterUnavailable(LiveError):
+    """Redis or Valkey could not do what liveactors asked: it is down, unreachable, refused the
+    credentials, or timed out. The message names the operation and the server; passwords and
+    handles are never in it."""
+
+
+class RedisHandleStore:
+    """A :class:`~liveactors.HandleStore` in Redis or Valkey (≥ 7), through coredis.
+
+    * ``url``: ``redis://[user[:password]@]host[:port][/db]``, ``rediss://...`` (TLS) or
+      ``unix://[:password]@/path/to.sock``; the password never shows in a ``repr``, a log line
+      or an exception.
+    * ``prefix``: every key starts with ``<prefix>:`` (no ``{`` or ``}`` in it).
+    * ``validity``: how long a saved handle is kept (the key's TTL), in seconds; the service's
+      validity by default.
+    * ``timeout``: seconds to wait for a connection, and for each reply.
+    * ``ssl_context``: for ``rediss://`` with a private CA or client certificates.
+
+    Errors from the server or the network are raised as :class:`ClusterUnavailable`; the
+    orchestrator's handle writer keeps the handles queued and retries.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "liveactors",
+        validity: float = HANDLE_VALIDITY,
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in _SCHEMES:
+            raise ValueError(
+                f"the Redis URL must start with redis://, rediss:// or unix://, not {scheme!r}://"
+            )
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be a non-empty string without braces: {prefix!r}")
+        for what, value in (("validity", validity), ("timeout", timeout)):
+            if isinstance(value, bool) or not (0 < value < math.inf):
+                raise ValueError(f"{what} must be a finite number of seconds > 0: {value!r}")
+        self._url = url
+        self._password = _password_of(url)
+        self.prefix = prefix
+        self.validity = float(validity)
+        self.timeout = float(timeout)
+        self._ssl_context = ssl_context
+
+    @property
+    def url(self) -> str:
+        """The server's URL with its password replaced by ``<redacted>``."""
+        return _redact_url(self._url)
+
+    def __repr__(self) -> str:
+        return f"<RedisHandleStore {self.url} prefix={self.prefix!r}>"
+
+    def key(self, name: str) -> str:
+        """The key of ``name``'s handle: ``<prefix>:{<name>}:handle``."""
+        return f"{self.prefix}:{{{_tag(name)}}}:handle"
+
+    # -- the HandleStore interface ---------------------------------------------------------------
+
+    async def load(self, name: str) -> StoredHandle | None:
+        """The handle saved for ``name``, if any (and not expired or deleted)."""
+        async with self._client(f"load the handle of {name!r}") as client:
+            handle, saved_at = await client.hmget(self.key(name), ["h", "t"])
+        if not handle or saved_at is None:
+            return None
+        return StoredHandle(handle, float(saved_at))
+
+    async def save(self, name: str, handle: str, *, saved_at: float | None = None) -> None:
+        """Remember ``handle`` for ``name``, unless a newer one (by ``saved_at``, now by
+        default) is stored already."""
+        await self.save_many({name: handle}, saved_at=saved_at)
+
+    async def save_many(self, handles: Mapping[str, str], *, saved_at: float | None = None) -> None:
+        """Remember every ``name -> handle`` of ``handles`` (one connection, one pipeline), each
+        unless a newer one is stored already."""
+        if not handles:
+            return
+        stamp = time.time() if saved_at is None else saved_at
+        what = f"save {len(handles)} handle(s)"
+        async with self._client(what, secrets=handles.values()) as client:
+            script = client.register_script(_SAVE_SCRIPT)
+            async with client.pipeline(transaction=False) as pipe:
+                for name, handle in handles.items():
+                    script([self.key(name)], self._args(handle, stamp), client=pipe)
+
+    async def delete(self, name: str, *, deleted_at: float | None = None) -> None:
+        """Forget ``name``: a tombstone that an older save cannot overwrite."""
+        stamp = time.time() if deleted_at is None else deleted_at
+        async with self._client(f"delete the handle of {name!r}") as client:
+            script = client.register_script(_SAVE_SCRIPT)
+            await script([self.key(name)], self._args("", stamp))
+
+    # -- inside ----------------------------------------------------------------------------------
+
+    def _args(self, handle: str, stamp: float) -> list[str]:
+        return [handle, repr(float(stamp)), str(max(1, round(self.validity * 1000)))]
+
+    @asynccontextmanager
+    async def _client(
+        self, what: str, *, secrets: Iterable[str] = ()
+    ) -> AsyncIterator[coredis.Redis[str]]:
+        """A connected client for one operation; what goes wrong becomes
+        :class:`ClusterUnavailable` naming ``what``, with the password and ``secrets``
+        redacted. Cancellations pass through untouched."""
+        options: dict[str, Any] = {
+            "connect_timeout": self.timeout,
+            "stream_timeout": self.timeout,
+        }
+        if self._ssl_context is not None:
+            options["ssl_context"] = self._ssl_context
+        try:
+            client = coredis.Redis.from_url(
+                self._url, decode_responses=True, pool_timeout=self.timeout, **options
+            )
+            async with client:
+                yield client
+        except Exception as exc:  # a group of Exceptions only: a Cancelled is a BaseException
+            hidden = [self._password, *secrets]
+            raise self._unavailable(what, exc, hidden) from None
+
+    def _unavailable(
+        self, what: str, exc: Exception, hidden: list[str | None]
+    ) -> ClusterUnavailable:
+        leaf = _first_leaf(exc)
+        secrets = longest_first(s for s in hidden if s and len(s) >= MIN_SECRET)
+        detail = redact(f"{type(leaf).__name__}: {leaf}", secrets)
+        return ClusterUnavailable(f"handle store at {self.url}: could not {what}: {detail}")
+
+
+def _tag(name: str) -> str:
+    """``name`` made safe inside a hash tag (reversible: ``%`` is encoded too)."""
+    return name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _password_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    return parts.password or query.get("password")
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = netloc.rpartition("@")[2]
+        netloc = f"{user}:{REDACTED}@{host}"
+    query = parts.query
+    if query:
+        pairs = [(k, REDACTED if k == "password" else v) for k, v in parse_qsl(query)]
+        query = urlencode(pairs, safe="<>")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
