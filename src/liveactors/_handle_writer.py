@@ -201,7 +201,11 @@ async def _write(store: HandleStore, batch: Mapping[str, StoredHandle | None]) -
     saves = {name: h.handle for name, h in batch.items() if h is not None}
     if saves:
         save_many = getattr(store, "save_many", None)
-        if save_many is not None:
+        if save_many is not None and getattr(store, "keeps_save_times", False):
+            # The store compares save times (newest wins across processes): give it when each
+            # handle arrived, not when this batch, perhaps a retry, is written.
+            await save_many({name: h for name, h in batch.items() if h is not None})
+        elif save_many is not None:
             await save_many(saves)
         else:
             for name, handle in saves.items():

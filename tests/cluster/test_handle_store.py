@@ -223,3 +223,24 @@ async def test_a_cancelled_call_is_cancelled_not_an_error(store: RedisHandleStor
 def test_bad_arguments_are_refused(url: str, options: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RedisHandleStore(url, **options)  # type: ignore[arg-type]
+
+
+async def test_a_stale_batch_retried_late_does_not_beat_a_newer_handle(
+    store: RedisHandleStore,
+) -> None:
+    """The orchestrator's writer hands the store each handle with the time it arrived: a batch
+    retried after an outage, written after another process saved a newer handle, loses."""
+    from liveactors._handle_writer import _write
+    from liveactors._handles import StoredHandle
+
+    arrived = time.time() - 30.0
+    await store.save("shared", "newer-from-another-worker", saved_at=arrived + 10.0)
+    await _write(store, {"shared": StoredHandle("stale-from-a-retry", arrived)})
+    loaded = await store.load("shared")
+    assert loaded is not None
+    assert loaded.handle == "newer-from-another-worker"
+    # A batch whose handle really is the newest still wins.
+    await _write(store, {"shared": StoredHandle("newest", arrived + 20.0)})
+    newest = await store.load("shared")
+    assert newest is not None and newest.handle == "newest"
+    assert newest.saved_at == pytest.approx(arrived + 20.0)

@@ -128,18 +128,31 @@ class RedisHandleStore:
         default) is stored already."""
         await self.save_many({name: handle}, saved_at=saved_at)
 
-    async def save_many(self, handles: Mapping[str, str], *, saved_at: float | None = None) -> None:
+    #: ``save_many`` takes :class:`~liveactors.StoredHandle` values and compares their own
+    #: times: the orchestrator then passes when each handle arrived, not when its batch was
+    #: written (a batch retried after an outage must not beat a newer handle saved meanwhile
+    #: by another process).
+    keeps_save_times = True
+
+    async def save_many(
+        self, handles: Mapping[str, str | StoredHandle], *, saved_at: float | None = None
+    ) -> None:
         """Remember every ``name -> handle`` of ``handles`` (one connection, one pipeline), each
-        unless a newer one is stored already."""
+        unless a newer one is stored already. A :class:`~liveactors.StoredHandle` value carries
+        its own time; plain strings take ``saved_at`` (now by default)."""
         if not handles:
             return
         stamp = time.time() if saved_at is None else saved_at
-        what = f"save {len(handles)} handle(s)"
-        async with self._client(what, secrets=handles.values()) as client:
+        items = [
+            (name, h.handle, h.saved_at) if isinstance(h, StoredHandle) else (name, h, stamp)
+            for name, h in handles.items()
+        ]
+        what = f"save {len(items)} handle(s)"
+        async with self._client(what, secrets=[handle for _, handle, _ in items]) as client:
             script = client.register_script(_SAVE_SCRIPT)
             async with client.pipeline(transaction=False) as pipe:
-                for name, handle in handles.items():
-                    script([self.key(name)], self._args(handle, stamp), client=pipe)
+                for name, handle, when in items:
+                    script([self.key(name)], self._args(handle, when), client=pipe)
 
     async def delete(self, name: str, *, deleted_at: float | None = None) -> None:
         """Forget ``name``: a tombstone that an older save cannot overwrite."""
