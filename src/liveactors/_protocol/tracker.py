@@ -147,32 +147,22 @@ class EventTracker:
             reason = turn_complete.get("turnCompleteReason")
             # ``interrupted`` usually comes in a message of its own before turnComplete.
             interrupted = self.interrupted or bool(turn_complete.get("interrupted"))
-            status = turn_complete.get("interactionStatus")
-            if status is not None:
-                self.model_busy = status == "IN_PROGRESS"
+            status, waiting = self._interaction(turn_complete)
             out.append(
                 self.emit(
                     ev.TurnComplete,
                     reason=str(reason) if reason is not None else None,
                     interrupted=interrupted,
-                    interaction_status=str(status) if status is not None else None,
-                    waiting_for_input=bool(turn_complete.get("waitingForInput")),
+                    interaction_status=status,
+                    waiting_for_input=waiting,
                 )
             )
             self._end_turn()
         elif content is not None and (
             "interactionStatus" in content or content.get("waitingForInput")
         ):
-            status = content.get("interactionStatus")
-            if status is not None:
-                self.model_busy = status == "IN_PROGRESS"
-            out.append(
-                self.emit(
-                    ev.InteractionStatus,
-                    status=str(status) if status is not None else None,
-                    waiting_for_input=bool(content.get("waitingForInput")),
-                )
-            )
+            status, waiting = self._interaction(content)
+            out.append(self.emit(ev.InteractionStatus, status=status, waiting_for_input=waiting))
         update = message.get("sessionResumptionUpdate")
         if update is not None:
             self._resumption(update, out)
@@ -201,6 +191,14 @@ class EventTracker:
                     )
                 )
         return out
+
+    def _interaction(self, content: Mapping[str, Any]) -> tuple[str | None, bool]:
+        """``interactionStatus`` and ``waitingForInput`` of a serverContent; IN_PROGRESS marks
+        the model busy after its turn, IDLE frees it."""
+        status = content.get("interactionStatus")
+        if status is not None:
+            self.model_busy = status == "IN_PROGRESS"
+        return (str(status) if status is not None else None), bool(content.get("waitingForInput"))
 
     def _content(self, content: Mapping[str, Any], out: list[ev.Event]) -> None:
         model_turn = content.get("modelTurn")

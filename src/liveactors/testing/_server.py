@@ -155,13 +155,7 @@ class FakeServer:
         if api_key is None:
             keys = self.options.api_keys
             api_key = min(keys) if keys else TEST_API_KEY
-        kwargs["model"] = model if model is not None else self.model
-        if memory is None:
-            memory = self.port is None
-        if memory:
-            kwargs.setdefault("transport", MemoryTransport(self.dial))
-        elif self.client_ssl_context is not None:
-            kwargs.setdefault("ssl_context", self.client_ssl_context)
+        self._connection_options(kwargs, model, memory)
         return GeminiBackend(api_key=api_key, base_url=self.url, **kwargs)
 
     def vertex_backend(
@@ -189,6 +183,14 @@ class FakeServer:
             kwargs["project"] = project
         else:
             kwargs["api_key"] = api_key
+        self._connection_options(kwargs, model, memory)
+        return VertexBackend(location=location, base_url=self.url, **kwargs)
+
+    def _connection_options(
+        self, kwargs: dict[str, Any], model: str | None, memory: bool | None
+    ) -> None:
+        """The model, and how a backend reaches this server: through :meth:`dial` (in memory,
+        the default without a listener) or over TCP, trusting its certificate."""
         kwargs["model"] = model if model is not None else self.model
         if memory is None:
             memory = self.port is None
@@ -196,7 +198,6 @@ class FakeServer:
             kwargs.setdefault("transport", MemoryTransport(self.dial))
         elif self.client_ssl_context is not None:
             kwargs.setdefault("ssl_context", self.client_ssl_context)
-        return VertexBackend(location=location, base_url=self.url, **kwargs)
 
 
 @asynccontextmanager
