@@ -153,8 +153,7 @@ def _retained_bytes(root: object) -> int:
 async def _record(sub: liveactors.Subscription, life: Incarnation) -> None:
     async for event in sub:
         life.seqs.append(event.seq)
-        undelivered = getattr(events, "InputUndelivered", None)
-        if undelivered is not None and isinstance(event, undelivered):
+        if isinstance(event, events.InputUndelivered):
             for command in event.commands:
                 text = _question_of(command)
                 if text:

@@ -32,7 +32,10 @@ __all__ = [
     "Thinking",
     "base_name",
     "check_config",
+    "default_modalities",
+    "default_output_transcription",
     "lookup",
+    "modalities_of",
 ]
 
 #: The recommended Live model (GA since 2026-09).
@@ -205,12 +208,6 @@ def lookup(model: str) -> ModelInfo | None:
     return KNOWN_MODELS.get(base_name(model))
 
 
-def non_blocking_by_default(model: str) -> bool:
-    """Whether function calls on ``model`` run NON_BLOCKING unless declared otherwise."""
-    info = lookup(model)
-    return info is not None and info.non_blocking_default
-
-
 def default_output_transcription(model: str, config: types.LiveConnectConfig) -> bool:
     """Whether to request output transcription for ``config`` on ``model`` by default: every
     model answering in AUDIO (all current ones) or with a speaking avatar, so that text is
@@ -218,7 +215,7 @@ def default_output_transcription(model: str, config: types.LiveConnectConfig) ->
     info = lookup(model)
     if info is not None and info.transcription_only:
         return False
-    modalities = _modalities(config)
+    modalities = modalities_of(config)
     if modalities:
         return "AUDIO" in modalities or "VIDEO" in modalities  # an avatar speaks too
     # No modality set: the service answers in AUDIO, except on a model that only writes text.
@@ -304,7 +301,7 @@ def check_config(model: str, config: types.LiveConnectConfig, *, platform: Platf
 
 
 def _check_modalities(info: ModelInfo, config: types.LiveConnectConfig, platform: Platform) -> None:
-    modalities = _modalities(config)
+    modalities = modalities_of(config)
     for modality in modalities:
         if modality == "VIDEO" and info.avatars:
             if platform is not Platform.VERTEX:
@@ -372,7 +369,8 @@ def _refuse(info: ModelInfo, field: str, why: str, instead: str) -> None:
     raise InvalidConfig(message, field=field, model=info.name, instead=instead)
 
 
-def _modalities(config: types.LiveConnectConfig) -> list[str]:
+def modalities_of(config: types.LiveConnectConfig) -> list[str]:
+    """The response modalities ``config`` asks for (directly or in ``generation_config``)."""
     modalities: list[Any] | None = config.response_modalities
     if modalities is None and config.generation_config is not None:
         modalities = config.generation_config.response_modalities

@@ -20,6 +20,7 @@ from ._models import (
     default_modalities,
     default_output_transcription,
     lookup,
+    modalities_of,
 )
 from ._protocol.setup import ConfigLike, coerce_config, encode_setup
 
@@ -101,11 +102,7 @@ def live_config(
     elif not compression.model_dump(exclude_none=True):
         update["context_window_compression"] = None  # the explicit opt-out
     modalities = default_modalities(model)
-    if (
-        modalities
-        and not cfg.response_modalities
-        and not (cfg.generation_config and cfg.generation_config.response_modalities)
-    ):
+    if modalities and not modalities_of(cfg):
         # A transcription model writes its transcript as TEXT: ask for that, not the default.
         update["response_modalities"] = modalities
     if (

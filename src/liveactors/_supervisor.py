@@ -52,7 +52,6 @@ from ._errors import (
 )
 from ._handoff import Ending, HandoffTimer
 from ._mailbox import Command, Mailbox, SendInput, SendToolResult, Stop
-from ._protocol.ledger import InputLedger
 from ._protocol.session import ProtocolSession
 from ._publish import Publisher
 from ._reconnect import Reconnects
@@ -157,11 +156,6 @@ class Supervisor:
 
     def __repr__(self) -> str:
         return f"<Supervisor {self.name!r} {self.state.value}>"
-
-    @property
-    def ledger(self) -> InputLedger:
-        """The session's input ledger, to read."""
-        return self.session.ledger
 
     @property
     def owes_input(self) -> bool:

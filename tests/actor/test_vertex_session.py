@@ -68,7 +68,7 @@ async def test_a_vertex_conversation_through_drops_answers_everything_once(
                             server.faults.drop(after=kind, nth=rng.randint(1, 2))
                     replies.append((await conv.ask(question)).text)
                 sup = orch.get("v")._sup  # type: ignore[union-attr]
-                mode = sup.ledger.mode
+                mode = sup.session.ledger.mode
             stats = conv.statistics()
     assert [r.split(": ", 1)[1] for r in replies] == questions
     assert server.log.answer_counts() == dict.fromkeys(questions, 1)

@@ -17,7 +17,6 @@ from liveactors._models import (
     Status,
     check_config,
     lookup,
-    non_blocking_by_default,
 )
 from liveactors._session_config import live_config
 from liveactors.testing import open_fake_server
@@ -238,6 +237,11 @@ def test_an_unknown_model_passes_through_unchecked() -> None:
     )
     assert lookup("gemini-9.0-live-next") is None
     check_config("gemini-9.0-live-next", anything, platform=DEV)
+
+
+def non_blocking_by_default(model: str) -> bool:
+    info = lookup(model)
+    return info is not None and info.non_blocking_default
 
 
 def test_non_blocking_is_the_default_of_the_38_generation_only() -> None:

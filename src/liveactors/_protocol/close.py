@@ -53,8 +53,10 @@ _BUSY_MARKERS: Final = (
     "too many",
     "rate limit",
 )
-#: The plan's quota is used up: retrying does not help.
-_QUOTA_MARKERS: Final = ("exceeded your current quota", "quota exceeded", "quota")
+#: The plan's quota is used up: retrying does not help. The service's own wording comes first,
+#: before the concurrency markers (it may say RESOURCE_EXHAUSTED too); the others after them.
+_OVER_QUOTA: Final = "exceeded your current quota"
+_QUOTA_MARKERS: Final = ("quota exceeded", "quota")
 
 
 def classify_close(code: int, reason: str = "") -> ConnectionLost | SessionRejected:
@@ -63,7 +65,7 @@ def classify_close(code: int, reason: str = "") -> ConnectionLost | SessionRejec
     lowered = reason.lower()
     if _SESSION_NOT_FOUND in lowered:
         return HandleExpired(f"resumption handle refused: {close}", close)
-    if "exceeded your current quota" in lowered:
+    if _OVER_QUOTA in lowered:
         return SessionRejected(f"quota exhausted: {close}", close)
     if any(marker in lowered for marker in _BUSY_MARKERS):
         return ServiceBusy(f"service at its concurrency limit: {close}", close)

@@ -132,7 +132,7 @@ def _from_info(info: ModelInfo, name: str, generation: Generation) -> FakeModel:
         window=DEFAULT_WINDOW
         if "TEXT" in info.modalities and not info.transcription_only
         else NATIVE_AUDIO_WINDOW,
-        loses_prefill=not getattr(info, "resume_keeps_seed", True),
+        loses_prefill=not info.resume_keeps_seed,
     )
 
 
