@@ -1,4 +1,4 @@
-"""The ``liveactors`` command line: demo, chat, fake-server, bench."""
+"""The ``liveactors`` command line: demo, chat, worker, fake-server, bench."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "chat": (
         "liveactors._cli_chat",
         "Chat in the terminal (Gemini API with a key, Vertex AI with --vertex, else the fake).",
+    ),
+    "worker": (
+        "liveactors._cli_worker",
+        "Run one worker of a cluster sharing Redis / Valkey (SIGTERM drains it).",
     ),
     "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
     "bench": ("liveactors._cli_bench", "Run the benchmarks (from a source checkout)."),

@@ -23,7 +23,7 @@ import trio
 
 from . import events as ev
 from ._conversation import ConversationState
-from ._errors import ConnectionLost, LiveError
+from ._errors import ConnectionLost, LeaseLost, LiveError
 from ._handoff import Ending
 from ._keepalive import Keepalive
 from ._mailbox import SendInput, SendToolResult, Stop
@@ -65,7 +65,7 @@ class ConnectionRun:
         request = attrs.evolve(backend.connect_request(), secrets=sup.secrets)
         async with backend.transport.connect(request) as link:
             self.link = link
-            await link.send(setup)
+            await self._send(setup)
             sup.messages_out += 1
             with trio.move_on_after(backend.setup_timeout) as waited:
                 while True:
@@ -83,7 +83,7 @@ class ConnectionRun:
             await sup.publisher.deliver(session.connected())
             for frame in session.replay():
                 sup.messages_out += 1
-                await link.send(frame)
+                await self._send(frame)
             restored = session.restored()
             if restored is not None:
                 await sup.publisher.deliver(restored)
@@ -178,10 +178,10 @@ class ConnectionRun:
                     await mailbox.wait()
                 continue
             if type(command) is SendInput:
-                text, exchange = session.send_input(command.message, now)
+                text, exchange = session.send_input(command.message, now, command.tag)
                 sup.replies.expect(exchange, command.reply)
                 sup.messages_out += 1
-                await link.send(text)
+                await self._send(text)
             elif type(command) is SendToolResult:
                 await self._send_tool_result(command)
             elif type(command) is Stop:
@@ -194,9 +194,16 @@ class ConnectionRun:
             log.debug("%s: dropped a tool result for calls no longer pending", sup.name)
             return
         sup.messages_out += 1
-        await self.link.send(text)
+        await self._send(text)
         if sup.handoff.holding:
             sup.mailbox.poke()
+
+    async def _send(self, text: str) -> None:
+        """Send one frame, unless this process may no longer act for the conversation."""
+        may_send = self.sup.may_send
+        if may_send is not None and not may_send():
+            raise LeaseLost(f"{self.sup.name}: this process no longer owns the conversation")
+        await self.link.send(text)
 
     # -- reader -------------------------------------------------------------------------------
 

@@ -17,7 +17,11 @@ catch these::
     │   │                           quota; retrying the same request would fail the same way
     │   └── HandleExpired           1008 "session not found" on resume: start a fresh session
     ├── SubscriberOverflow          a subscriber with overflow="error" fell behind
-    └── AdmissionTimeout            no session slot became free in time
+    ├── AdmissionTimeout            no session slot became free in time
+    ├── LeaseLost                   a cluster worker no longer owns the conversation (its
+    │                               lease ran out): it stops acting for it at once
+    └── ClusterUnavailable          (liveactors.cluster) Redis / Valkey could not do what
+                                    was asked; nothing acknowledged is lost
 
 Close codes and reasons are kept on :class:`CloseInfo` so a user can see what the service said,
 verbatim except for secrets: no exception text or repr ever contains an API key, token or
@@ -139,3 +143,8 @@ class SubscriberOverflow(LiveError):
 
 class AdmissionTimeout(LiveError, TimeoutError):
     """No live-session slot became free within the requested time."""
+
+
+class LeaseLost(LiveError):
+    """This process no longer owns the conversation (its cluster lease ran out, or another
+    worker holds a newer one): nothing more is sent or recorded for it from here."""

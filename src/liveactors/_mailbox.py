@@ -157,6 +157,8 @@ class SendInput:
 
     message: dict[str, Any] = attrs.field(repr=False)
     reply: ReplyBuilder | None = None
+    #: The caller's name for this input, kept in the ledger (a cluster worker's stream id).
+    tag: str | None = None
 
 
 @attrs.frozen

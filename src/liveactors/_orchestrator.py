@@ -56,7 +56,7 @@ from ._protocol.setup import ConfigLike
 from ._registry import Entry, Registry, StartedFlag
 from ._restart import RestartPolicy
 from ._session_config import session_setup
-from ._supervisor import Supervisor
+from ._supervisor import Supervisor, SupervisorHooks
 
 __all__ = ["Orchestrator", "OrchestratorStatistics", "open_orchestrator"]
 
@@ -143,6 +143,18 @@ class Orchestrator:
         :class:`~liveactors.ConnectionLost` once the restart policy gives up), that error is
         raised here and the name and the slot are free again.
         """
+        return await self._spawn(config, name, actor, restart, admission_timeout, None)
+
+    async def _spawn(
+        self,
+        config: ConfigLike,
+        name: str | None,
+        actor: type[Conversation] | Callable[[], Conversation] | Conversation,
+        restart: RestartPolicy | None,
+        admission_timeout: float | None,
+        hooks: SupervisorHooks | None,
+    ) -> ConversationRef:
+        """``spawn``, with ``hooks`` for a cluster worker (see :class:`SupervisorHooks`)."""
         self._admission.check_open("spawn()")
         if restart is not None:
             check_restart(restart)
@@ -157,7 +169,10 @@ class Orchestrator:
         entry = self._registry.claim(name)
         try:
             entry.slot = await self._admission.admit(entry.name, admission_timeout)
-            handle = await self._handles.resumable(entry.name, self.handle_validity)
+            if hooks is not None:
+                handle = None
+            else:
+                handle = await self._handles.resumable(entry.name, self.handle_validity)
             self._admission.check_open("spawn()")
             entry.supervisor = Supervisor(
                 name=entry.name,
@@ -170,7 +185,11 @@ class Orchestrator:
                 initial_handle=handle,
                 on_handle=lambda h: self._remember_handle(entry, h),
                 replay_window=self.replay_window,
+                journal=None if hooks is None else hooks.journal,
+                may_send=None if hooks is None else hooks.may_send,
             )
+            if hooks is not None:
+                hooks.prepare(entry.supervisor)
             try:
                 await self._nursery.start(self._run, entry)
             except RuntimeError:
@@ -214,6 +233,12 @@ class Orchestrator:
         if entry.last_handle is not None:
             # Saved again now: the service counts validity from the end of the session.
             self._handles.save(entry.name, entry.last_handle)
+
+    def _cancel(self, name: str) -> None:
+        """End ``name`` at once, sending nothing more (a cluster worker lost its lease)."""
+        entry = self._registry.get(name)
+        if entry is not None:
+            entry.scope.cancel()
 
     def get(self, name: str) -> ConversationRef:
         """The running conversation called ``name`` (``KeyError`` if there is none)."""

@@ -30,12 +30,20 @@ FINAL_HOOK_TIME: Final = 1.0
 class Publisher:
     """Hands a conversation's events to the bus and the actor's ``on_event`` hook."""
 
-    __slots__ = ("_delivery", "_on_event", "actor", "bus", "name")
+    __slots__ = ("_delivery", "_on_event", "actor", "bus", "journal", "name")
 
-    def __init__(self, name: str, bus: Bus, actor: Conversation) -> None:
+    def __init__(
+        self,
+        name: str,
+        bus: Bus,
+        actor: Conversation,
+        journal: Callable[[ev.Event], None] | None = None,
+    ) -> None:
         self.name = name
         self.bus = bus
         self.actor = actor
+        #: Sees every event first, synchronously and in order (a cluster worker's record).
+        self.journal = journal
         self._on_event = type(actor).on_event is not Conversation.on_event
         #: Scope of the reader's delivery waiting for room in a ``block`` subscriber.
         self._delivery: trio.CancelScope | None = None
@@ -50,6 +58,8 @@ class Publisher:
 
         ``reader``: the event came from the service and is accounted already, so the wait is
         shielded (see the module docstring)."""
+        if self.journal is not None:
+            self.journal(event)
         blocked = self.bus.publish_nowait(event)
         if blocked:
             if reader:
@@ -72,6 +82,8 @@ class Publisher:
         """Publish ``events`` at once, past full buffers (no hook): the rest of a frame whose
         delivery was cut, or a conversation's last events."""
         for event in events:
+            if self.journal is not None:
+                self.journal(event)
             self.bus.publish_nowait(event, force=True)
 
     def bound_delivery(self, deadline: float) -> None:

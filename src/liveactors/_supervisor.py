@@ -29,6 +29,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 from google.genai import types
 
@@ -61,12 +62,23 @@ from ._secrets import Secrets
 from ._session_config import SessionSetup, manual_vad
 from ._tools import ToolRunner, non_blocking_functions
 
-__all__ = ["ConnectGate", "Supervisor"]
+__all__ = ["ConnectGate", "Supervisor", "SupervisorHooks"]
 
 log = logging.getLogger("liveactors.supervisor")
 
 #: Awaited before every connect (admission control and connect-rate limiting).
 ConnectGate = Callable[[], Awaitable[None]]
+
+
+@attrs.frozen
+class SupervisorHooks:
+    """How a cluster worker runs a conversation it owns (``Orchestrator._spawn``): its
+    ``journal`` and ``may_send`` (see :class:`Supervisor`), and ``prepare``, called with the
+    supervisor before it first connects, to carry on from the durable record."""
+
+    journal: Callable[[ev.Event], None]
+    may_send: Callable[[], bool]
+    prepare: Callable[[Supervisor], None]
 
 
 class Supervisor:
@@ -87,8 +99,15 @@ class Supervisor:
         mailbox_size: int = 256,
         rng: Callable[[], float] = random.random,
         replay_window: float = 15.0,
+        journal: Callable[[ev.Event], None] | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
-        """``replay_window``: realtime media (audio and video chunks) sent more than this many
+        """``journal`` sees every event, in ``seq`` order, synchronously, just before it is
+        published (a cluster worker records it durably); ``may_send`` is asked before every
+        frame goes out and stops the conversation at once when it says no (a worker that
+        lost its lease must not act for the conversation any more).
+
+        ``replay_window``: realtime media (audio and video chunks) sent more than this many
         seconds before the newest is trimmed from the replay buffer, so a long stream neither
         grows memory nor is replayed whole after a reconnect (``math.inf``: keep it all)."""
         self.name = name
@@ -141,7 +160,8 @@ class Supervisor:
         self.nursery: trio.Nursery | None = None
         #: When the connection ends after a goAway or for a stop.
         self.handoff = HandoffTimer()
-        self.publisher = Publisher(name, bus, actor)
+        self.publisher = Publisher(name, bus, actor, journal)
+        self.may_send = may_send
         #: The asks waiting for their answers.
         self.replies = Replies()
         #: When the latest resumable handle came.
@@ -166,9 +186,12 @@ class Supervisor:
 
     # -- commands from ConversationRef ------------------------------------------------------
 
-    async def submit(self, message: dict[str, Any], reply: ReplyBuilder | None = None) -> None:
-        """Queue one validated input message (refused once a stop is queued)."""
-        await self.mailbox.put(SendInput(message, reply))
+    async def submit(
+        self, message: dict[str, Any], reply: ReplyBuilder | None = None, *, tag: str | None = None
+    ) -> None:
+        """Queue one validated input message (refused once a stop is queued); ``tag`` names
+        it in the ledger (see ``InputLedger.sent``)."""
+        await self.mailbox.put(SendInput(message, reply, tag))
 
     async def submit_tool_response(self, responses: list[types.FunctionResponse]) -> None:
         """Queue tool responses; every id must belong to a pending call."""

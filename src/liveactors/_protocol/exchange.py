@@ -88,6 +88,8 @@ class Held:
     message: dict[str, Any] = attrs.field(repr=False)
     #: When it was first sent (the caller's clock): what the replay window measures.
     sent_at: float = 0.0
+    #: The caller's name for this input (a cluster worker: its id in the durable input stream).
+    tag: str | None = None
 
 
 @attrs.define
@@ -110,6 +112,8 @@ class Exchange:
     #: stretch of the stream (seconds, by send time) they covered.
     trimmed: int = 0
     trimmed_seconds: float = 0.0
+    #: Tag of the latest message that joined this exchange (see :attr:`Held.tag`).
+    last_tag: str | None = None
 
     @property
     def inputs(self) -> list[tuple[int, dict[str, Any]]]:

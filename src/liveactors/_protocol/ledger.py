@@ -95,6 +95,16 @@ class InputLedger:
     #: The initial history the conversation was seeded with, for models whose resumed session
     #: may have lost it (see :meth:`plan`).
     _seed: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    #: Tag of the latest input sent with one (see :meth:`sent`).
+    last_sent_tag: str | None = None
+    #: Entries ever added to the transcript (it keeps only the newest ``transcript_limit``).
+    remembered: int = 0
+    #: Keep :attr:`answered_log` and :attr:`seen_log` (a cluster worker's journal drains them).
+    journaling: bool = False
+    #: Exchanges answered since the journal last looked, in order.
+    answered_log: list[Exchange] = attrs.field(factory=list, repr=False)
+    #: Exchanges whose answer began since the journal last looked.
+    seen_log: list[Exchange] = attrs.field(factory=list, repr=False)
     #: Held media, oldest first: what the replay window trims.
     _media: MediaWindow = attrs.field(factory=MediaWindow, repr=False)
     #: Exchanges triggered and not answered yet, oldest first: the first is being answered.
@@ -103,13 +113,20 @@ class InputLedger:
     # -- sending ------------------------------------------------------------------------------
 
     def sent(
-        self, message: dict[str, Any], index: int | None = None, now: float = 0.0
+        self,
+        message: dict[str, Any],
+        index: int | None = None,
+        now: float = 0.0,
+        tag: str | None = None,
     ) -> Exchange | None:
         """Record an input message just sent, with its client ``index`` on this connection and
-        the time ``now`` (the caller's clock; only differences matter).
+        the time ``now`` (the caller's clock; only differences matter). ``tag`` is the caller's
+        name for it, kept with it (see :meth:`earliest_held_tag`).
 
         Returns the exchange it joined; tool responses join none.
         """
+        if tag is not None:
+            self.last_sent_tag = tag
         if "toolResponse" in message:
             return None
         position = self._next_position(index)
@@ -123,8 +140,10 @@ class InputLedger:
             self._numbers += 1
             exchange = Exchange(self._numbers)
             self.exchanges.append(exchange)
-        entry = Held(position, message, now)
+        entry = Held(position, message, now, tag)
         exchange.held[position] = entry
+        if tag is not None:
+            exchange.last_tag = tag
         if is_media(message):
             self._media.hold(entry, exchange, self.replay_window)
         text = user_text(message)
@@ -172,6 +191,8 @@ class InputLedger:
             if text:
                 self._orphan_text.append(text)
             return
+        if not exchange.output_seen and self.journaling:
+            self.seen_log.append(exchange)
         exchange.output_seen = True
         if text:
             exchange.model_text.append(text)
@@ -210,6 +231,8 @@ class InputLedger:
             exchange.position = next(reversed(exchange.held))
         exchange.answered = True
         exchange.output_seen = True
+        if self.journaling and not orphan:
+            self.answered_log.append(exchange)
         self._answered_upto = max(self._answered_upto, exchange.position)
         # Once-mode evidence: a per-turn service sends a handle whenever it goes idle after a
         # turn, so two turns in a row with no update between them, the first ending idle,
@@ -293,6 +316,7 @@ class InputLedger:
                 self._remember(content)
 
     def _remember(self, content: dict[str, Any]) -> None:
+        self.remembered += 1
         self.transcript.append(content)
         while len(self.transcript) > self.transcript_limit:
             self.transcript.popleft()
@@ -301,6 +325,49 @@ class InputLedger:
     def trimmed(self) -> int:
         """Media chunks trimmed so far (older than the replay window)."""
         return self._media.trimmed
+
+    # -- durable input (a cluster worker's journal) -----------------------------------------------
+
+    def earliest_held_tag(self) -> str | None:
+        """The tag of the oldest input still held for a replay: every tagged input sent before
+        it is covered by the latest handle, trimmed by the replay window, or a tool response,
+        so none of it is ever sent again."""
+        for exchange in self.exchanges:
+            for entry in exchange.held.values():
+                if entry.tag is not None:
+                    return entry.tag
+        return None
+
+    def adopt(
+        self,
+        inputs: list[tuple[str, dict[str, Any], float]],
+        answered: dict[str, list[str]],
+        seen: set[str],
+        mode: HandleMode,
+        transcript: list[dict[str, Any]],
+    ) -> None:
+        """Take over a conversation another process ran: ``inputs`` (tag, message, send time)
+        is its input that no handle covers, in order, as if sent on an earlier connection;
+        ``answered`` maps the tag that ended an answered exchange to the model's answer text,
+        ``seen`` holds the tags of exchanges whose answer had begun, ``mode`` is how its handles
+        came and ``transcript`` its covered history. The next :meth:`plan` then resumes,
+        restores and replays exactly as after a reconnect in one process."""
+        self.mode = mode
+        for content in transcript:
+            self._remember(content)
+        for tag, message, sent_at in inputs:
+            exchange = self.sent(message, None, sent_at, tag)
+            if exchange is None:
+                continue
+            if tag in answered:
+                exchange.triggered = True
+                exchange.answered = True
+                exchange.output_seen = True
+                exchange.model_text = list(answered[tag])
+                if exchange in self._waiting:
+                    self._waiting.remove(exchange)
+            elif tag in seen:
+                exchange.output_seen = True
 
     # -- reconnecting -------------------------------------------------------------------------
 

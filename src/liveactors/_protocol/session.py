@@ -181,6 +181,37 @@ class ProtocolSession:
         """A locally made event (Connected, Reconnecting...), numbered in the same sequence."""
         return self._tracker.emit(cls, **fields)
 
+    def adopt(
+        self,
+        *,
+        handle: str | None,
+        seq: int,
+        turn: int,
+        turn_open: bool,
+        started: bool,
+        **ledger: Any,
+    ) -> list[ev.Event]:
+        """Carry on a conversation another process ran, from its durable record: the handle
+        to resume from, the last ``seq`` and ``turn`` it published, whether a turn was open
+        when it stopped, whether any input had been sent (``started``: initial history is then
+        over), and the ledger's part (see :meth:`InputLedger.adopt`). Returns the events that
+        close the turn it cut, numbered after ``seq``."""
+        tracker = self._tracker
+        tracker.handle = handle
+        tracker.seq = seq
+        tracker.turn = turn
+        if started:
+            self._seeding = False
+        self._ledger.adopt(**ledger)
+        if not turn_open:
+            return []
+        cut = [
+            tracker.emit(ev.Interrupted),
+            tracker.emit(ev.TurnComplete, reason="CONNECTION_LOST", interrupted=True),
+        ]
+        tracker.turn += 1  # the answer is regenerated under the next number
+        return cut
+
     # -- a connection's life ------------------------------------------------------------------
 
     def connect(self, number: int) -> str:
@@ -256,10 +287,12 @@ class ProtocolSession:
         self._trimmed = (0, 0.0)
         return self._tracker.emit(ev.ReplayTrimmed, chunks=chunks, seconds=seconds)
 
-    def send_input(self, message: dict[str, Any], now: float) -> tuple[str, int | None]:
+    def send_input(
+        self, message: dict[str, Any], now: float, tag: str | None = None
+    ) -> tuple[str, int | None]:
         """Record one input message about to be sent at ``now`` (the caller's clock): its
         frame, and the number of the exchange it joined (None: initial history, or a message
-        that asks nothing)."""
+        that asks nothing). ``tag`` is kept with it in the ledger."""
         index, text = self._conn.send(message)
         if self._seeding and "clientContent" in message:
             # Initial history: the service takes it without answering.
@@ -267,7 +300,7 @@ class ProtocolSession:
             self._ledger.seeded(message)
             return text, None
         self._seeding = False
-        exchange = self._ledger.sent(message, index, now)
+        exchange = self._ledger.sent(message, index, now, tag)
         return text, None if exchange is None else exchange.number
 
     def send_tool_responses(self, responses: Iterable[types.FunctionResponse]) -> str | None:

@@ -25,15 +25,14 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Final
 
 import coredis
 import coredis.exceptions
 
-from .._errors import LiveError
 from .._handles import HANDLE_VALIDITY, StoredHandle
-from .._secrets import MIN_SECRET, REDACTED, longest_first, redact
+from ._keys import Keys
+from ._redis import ClusterUnavailable, RedisTarget
 
 __all__ = ["ClusterUnavailable", "RedisHandleStore"]
 
@@ -49,14 +48,6 @@ redis.call('HSET', KEYS[1], 'h', ARGV[1], 't', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
-
-_SCHEMES: Final = ("redis", "rediss", "unix")
-
-
-class ClusterUnavailable(LiveError):
-    """Redis or Valkey could not do what liveactors asked: it is down, unreachable, refused the
-    credentials, or timed out. The message names the operation and the server; passwords and
-    handles are never in it."""
 
 
 class RedisHandleStore:
@@ -84,34 +75,26 @@ class RedisHandleStore:
         timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        scheme = urlsplit(url).scheme
-        if scheme not in _SCHEMES:
-            raise ValueError(
-                f"the Redis URL must start with redis://, rediss:// or unix://, not {scheme!r}://"
-            )
-        if not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must be a non-empty string without braces: {prefix!r}")
-        for what, value in (("validity", validity), ("timeout", timeout)):
-            if isinstance(value, bool) or not (0 < value < math.inf):
-                raise ValueError(f"{what} must be a finite number of seconds > 0: {value!r}")
-        self._url = url
-        self._password = _password_of(url)
+        if isinstance(validity, bool) or not (0 < validity < math.inf):
+            raise ValueError(f"validity must be a finite number of seconds > 0: {validity!r}")
+        self._target = RedisTarget(
+            url, prefix=prefix, timeout=timeout, ssl_context=ssl_context, label="handle store"
+        )
         self.prefix = prefix
         self.validity = float(validity)
         self.timeout = float(timeout)
-        self._ssl_context = ssl_context
 
     @property
     def url(self) -> str:
         """The server's URL with its password replaced by ``<redacted>``."""
-        return _redact_url(self._url)
+        return self._target.url
 
     def __repr__(self) -> str:
         return f"<RedisHandleStore {self.url} prefix={self.prefix!r}>"
 
     def key(self, name: str) -> str:
         """The key of ``name``'s handle: ``<prefix>:{<name>}:handle``."""
-        return f"{self.prefix}:{{{_tag(name)}}}:handle"
+        return Keys(self.prefix).conversation(name).handle
 
     # -- the HandleStore interface ---------------------------------------------------------------
 
@@ -173,57 +156,15 @@ class RedisHandleStore:
         """A connected client for one operation; what goes wrong becomes
         :class:`ClusterUnavailable` naming ``what``, with the password and ``secrets``
         redacted. Cancellations pass through untouched."""
-        options: dict[str, Any] = {
-            "connect_timeout": self.timeout,
-            "stream_timeout": self.timeout,
-        }
-        if self._ssl_context is not None:
-            options["ssl_context"] = self._ssl_context
+        target = self._target
         try:
-            client = coredis.Redis.from_url(
-                self._url, decode_responses=True, pool_timeout=self.timeout, **options
+            client: coredis.Redis[str] = coredis.Redis.from_url(
+                target.secret_url,
+                decode_responses=True,
+                pool_timeout=target.timeout,
+                **target.connection_options(),
             )
             async with client:
                 yield client
         except Exception as exc:  # a group of Exceptions only: a Cancelled is a BaseException
-            hidden = [self._password, *secrets]
-            raise self._unavailable(what, exc, hidden) from None
-
-    def _unavailable(
-        self, what: str, exc: Exception, hidden: list[str | None]
-    ) -> ClusterUnavailable:
-        leaf = _first_leaf(exc)
-        secrets = longest_first(s for s in hidden if s and len(s) >= MIN_SECRET)
-        detail = redact(f"{type(leaf).__name__}: {leaf}", secrets)
-        return ClusterUnavailable(f"handle store at {self.url}: could not {what}: {detail}")
-
-
-def _tag(name: str) -> str:
-    """``name`` made safe inside a hash tag (reversible: ``%`` is encoded too)."""
-    return name.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-
-
-def _first_leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _password_of(url: str) -> str | None:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    return parts.password or query.get("password")
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = netloc.rpartition("@")[2]
-        netloc = f"{user}:{REDACTED}@{host}"
-    query = parts.query
-    if query:
-        pairs = [(k, REDACTED if k == "password" else v) for k, v in parse_qsl(query)]
-        query = urlencode(pairs, safe="<>")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+            raise target.unavailable(what, exc, secrets) from None

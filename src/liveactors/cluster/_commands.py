@@ -1,0 +1,68 @@
+"""Commands on a conversation's durable input stream: what a client writes, what the owner reads.
+
+Each entry is one JSON object (field ``c``) with a kind ``k``:
+
+* ``{"k": "text", "text": ..., "tc": bool}``: a user's text; the owner turns it into the wire
+  message its model takes (``clientContent``, or realtime text on models that refuse late
+  ``clientContent``).
+* ``{"k": "wire", "m": {...}}``: a wire message validated and encoded by the client (content,
+  audio, video, realtime text, activity markers, ``audioStreamEnd``).
+* ``{"k": "tool", "r": [...]}``: function responses (``types.FunctionResponse`` as JSON).
+* ``{"k": "stop", "grace": seconds}``: stop once everything before it is answered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from google.genai import types
+
+__all__ = ["Command", "decode_command", "stop", "text", "tool", "wire"]
+
+
+@attrs.frozen
+class Command:
+    """One decoded entry of the input stream."""
+
+    kind: str
+    message: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    text: str = attrs.field(default="", repr=False)
+    turn_complete: bool = True
+    responses: tuple[types.FunctionResponse, ...] = attrs.field(default=(), repr=False)
+    grace: float = 5.0
+
+
+def text(value: str, turn_complete: bool) -> str:
+    return json.dumps({"k": "text", "text": value, "tc": turn_complete}, ensure_ascii=False)
+
+
+def wire(message: dict[str, Any]) -> str:
+    return json.dumps({"k": "wire", "m": message}, ensure_ascii=False)
+
+
+def tool(responses: list[types.FunctionResponse]) -> str:
+    body = [r.model_dump(mode="json", exclude_none=True) for r in responses]
+    return json.dumps({"k": "tool", "r": body}, ensure_ascii=False)
+
+
+def stop(grace: float) -> str:
+    return json.dumps({"k": "stop", "grace": grace})
+
+
+def decode_command(raw: str) -> Command:
+    """The command of one stream entry (``ValueError`` for one no client of this version
+    writes)."""
+    data = json.loads(raw)
+    kind = data.get("k")
+    if kind == "text":
+        return Command("text", text=str(data["text"]), turn_complete=bool(data["tc"]))
+    if kind == "wire":
+        return Command("wire", message=dict(data["m"]))
+    if kind == "tool":
+        responses = tuple(types.FunctionResponse.model_validate(r) for r in data["r"])
+        return Command("tool", responses=responses)
+    if kind == "stop":
+        return Command("stop", grace=float(data["grace"]))
+    raise ValueError(f"unknown command kind {kind!r}")

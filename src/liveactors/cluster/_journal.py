@@ -1,0 +1,173 @@
+"""A conversation's durable record, as its owner writes it: events and ledger state in batches.
+
+The supervisor calls :meth:`Journal.record` with every event, synchronously, just before it is
+published, so what the journal reads of the ledger then is exactly the state that event left.
+:meth:`Journal.take` makes one batch of everything recorded since the last: the events (entry
+id ``<seq>-1``, so a reader can start at any ``seq``), and the state a new owner needs —
+``seq`` and ``turn``, the handle and the oldest input still needed (older input is covered by
+that handle and is trimmed with it, in the same atomic write), the answers of exchanges no
+handle covers yet, the history that went into the transcript. One task writes batches one at
+a time (``_owned.py``), so they land in order.
+
+The events that end the conversation *here* without ending it (a drain hands it to another
+worker, a lost lease leaves it to one) are not recorded: the next owner carries on after the
+last recorded ``seq``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .. import events as ev
+from .._errors import LeaseLost
+from .._event_codec import event_to_json
+from .._protocol.tracker import TurnPhase
+
+if TYPE_CHECKING:
+    from .._supervisor import Supervisor
+
+__all__ = ["Batch", "Journal"]
+
+
+@attrs.frozen
+class Batch:
+    """One atomic write: events as (entry id, JSON, answered input id or "") and the state."""
+
+    events: tuple[tuple[str, str, str], ...]
+    state: dict[str, Any] = attrs.field(repr=False)
+    #: The conversation ended with this batch ("stopped" or "failed").
+    final: str | None = None
+    handle: str | None = attrs.field(default=None, repr=False)
+
+
+class Journal:
+    """What a conversation's owner has yet to write to Redis."""
+
+    def __init__(self, *, validity: float, seq: int, started: bool) -> None:
+        self.validity = validity
+        self.supervisor: Supervisor | None = None
+        #: Drop the events that end the conversation here (a drain, a lost lease).
+        self.quiet = False
+        self._events: list[tuple[str, str, str]] = []
+        self._answered: dict[str, str] = {}
+        self._seen: list[str] = []
+        self._final: str | None = None
+        self._seq = seq
+        self._started = started
+        self._handle_written: str | None = None
+        self._trim_written: str | None = None
+        self._remembered = 0
+        self._changed = trio.Event()
+
+    def attach(self, supervisor: Supervisor) -> None:
+        """Start journaling ``supervisor`` (before its first connect)."""
+        self.supervisor = supervisor
+        ledger = supervisor.session.ledger
+        ledger.journaling = True
+        self._remembered = ledger.remembered
+        self._handle_written = supervisor.session.tracker.handle
+
+    @property
+    def pending(self) -> bool:
+        """Something is recorded and not taken yet."""
+        return bool(self._events) or self._changed.is_set()
+
+    def record(self, event: ev.Event) -> None:
+        """Note one event about to be published (see the module docstring)."""
+        kind = type(event)
+        if kind is ev.ConversationClosed:
+            if self.quiet:
+                return
+            self._final = "stopped"
+        elif kind is ev.ConversationFailed:
+            if self.quiet or isinstance(event.error, LeaseLost):  # type: ignore[attr-defined]
+                return
+            self._final = "failed"
+        elif kind is ev.InputUndelivered and self.quiet:
+            return  # still on the input stream: the next owner sends it
+        answered = ""
+        sup = self.supervisor
+        if sup is not None:
+            ledger = sup.session.ledger
+            for exchange in ledger.answered_log:
+                if exchange.last_tag is not None:
+                    self._answered[exchange.last_tag] = "".join(exchange.model_text)
+                    answered = exchange.last_tag
+            ledger.answered_log.clear()
+            for exchange in ledger.seen_log:
+                if exchange.last_tag is not None:
+                    self._seen.append(exchange.last_tag)
+            ledger.seen_log.clear()
+        payload = json.dumps(event_to_json(event), ensure_ascii=False, separators=(",", ":"))
+        self._events.append(
+            (f"{event.seq}-1", payload, answered if kind is ev.TurnComplete else "")
+        )
+        self._seq = event.seq
+        self._changed.set()
+
+    def poke(self) -> None:
+        """State changed without an event (input sent): write it with the next batch."""
+        self._changed.set()
+
+    async def wait(self) -> None:
+        """Until something is recorded."""
+        await self._changed.wait()
+
+    def take(self) -> Batch:
+        """Everything recorded since the last batch, and the state now."""
+        self._changed = trio.Event()
+        events, self._events = tuple(self._events), []
+        state: dict[str, Any] = {"seq": self._seq}
+        handle = None
+        sup = self.supervisor
+        if sup is not None:
+            session = sup.session
+            ledger, tracker = session.ledger, session.tracker
+            self._started = self._started or ledger.last_sent_tag is not None
+            state.update(
+                turn=tracker.turn,
+                open=int(tracker.phase is not TurnPhase.IDLE),
+                mode=ledger.mode.value,
+                started=int(self._started),
+            )
+            handle = tracker.handle
+            if handle is not None and handle != self._handle_written:
+                state.update(
+                    handle=handle, saved=time.time(), ttl=max(1, round(self.validity * 1000))
+                )
+                self._handle_written = handle
+            trim = ledger.earliest_held_tag()
+            if trim is None and ledger.last_sent_tag is not None:
+                trim = _after(ledger.last_sent_tag)
+            if trim is not None and trim != self._trim_written:
+                state["trim"] = trim
+                self._trim_written = trim
+            fresh = ledger.remembered - self._remembered
+            if fresh > 0:
+                entries = (
+                    list(ledger.transcript)[-fresh:]
+                    if fresh <= len(ledger.transcript)
+                    else list(ledger.transcript)
+                )
+                state["tx"] = [json.dumps(e, ensure_ascii=False) for e in entries]
+                state["tx_limit"] = ledger.transcript_limit
+                self._remembered = ledger.remembered
+        if self._answered:
+            state["answered"], self._answered = self._answered, {}
+        if self._seen:
+            state["seen"], self._seen = self._seen, []
+        final, self._final = self._final, None
+        if final is not None:
+            state["final"] = final
+        return Batch(events, state, final, handle if "handle" in state else None)
+
+
+def _after(entry_id: str) -> str:
+    """The stream id right after ``entry_id`` (``XTRIM MINID`` keeps ids from it on)."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"

@@ -1,0 +1,394 @@
+"""One conversation a worker owns: take it over, feed it its durable input, write its record.
+
+Theory of operation. A worker that leased a conversation (``_worker.py``) runs an
+:class:`Owned` for it:
+
+1. **Adopt.** One script stamps the conversation's record with this lease's fencing token
+   (from then on a previous owner's writes are refused) and returns what it needs: the config,
+   the last ``seq`` and ``turn``, the handle, the input no handle covers, the answers of
+   exchanges no handle covers, and the covered history. The supervisor's ledger takes that
+   input as if sent on an earlier connection, so its first connect is planned like any
+   reconnect: resume from the handle, restore answered exchanges as history, send unanswered
+   input again (or start a fresh session restoring the history, when the handle cannot tell).
+2. **Run.** The conversation runs in the worker's local orchestrator. A *pump* reads the input
+   stream after the last entry taken and hands each command to the mailbox with its stream id
+   as its tag; a *writer* commits the journal's batches one at a time.
+3. **Fencing.** Every frame the conversation sends asks :meth:`Owned.may_act` first: false
+   once the local lease deadline (renewal sent + lease - margin, always before the server's
+   expiry) has passed. A commit refused for its fence, a renewal that finds another owner, or
+   that deadline passing ends the conversation here at once, writing nothing more.
+4. **End.** A stop or a failure is written with the conversation's last events and the lease
+   removed; a drain (SIGTERM) stops taking input, lets the answer in progress finish, closes
+   the socket, writes the handle, and only then gives the lease back for another worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+from google.genai import types
+
+from .._conversation import Conversation, ConversationRef
+from .._errors import InvalidCommand, LeaseLost, LiveError
+from .._protocol.ledger import HandleMode
+from .._supervisor import Supervisor, SupervisorHooks
+from . import _scripts
+from ._commands import decode_command
+from ._handle_store import ClusterUnavailable
+from ._journal import Batch, Journal
+
+if TYPE_CHECKING:
+    from ._worker import Worker
+
+__all__ = ["Owned"]
+
+log = logging.getLogger("liveactors.cluster")
+
+#: How long the pump sleeps between reads of a quiet input stream when no notice comes (a
+#: notice published while the worker's subscription was down is lost; this bounds the cost).
+POLL: Final = 5.0
+#: Entries the pump reads per call.
+BATCH: Final = 256
+#: How long a finished conversation's record and events stay readable.
+RETAIN: Final = 3600
+
+
+class Owned:
+    """A conversation this worker holds the lease of (see the module docstring)."""
+
+    def __init__(self, worker: Worker, name: str, fence: int, deadline: float) -> None:
+        self.worker = worker
+        self.name = name
+        self.fence = fence
+        self.token = f"{worker.id} {fence}"
+        self.keys = worker.keys.conversation(name)
+        #: Local lease deadline (trio clock): past it, nothing is sent or written.
+        self.deadline = deadline
+        self.lost = False
+        self.draining = False
+        self.ref: ConversationRef | None = None
+        self.journal: Journal | None = None
+        self._last_input = "0-0"
+        self._poke = trio.Event()
+        self._scope = trio.CancelScope()
+        self._pump_scope = trio.CancelScope()
+        #: Set when the writer finished a batch or went idle (what a flush waits on).
+        self._progress = trio.Event()
+        self._writing = False
+        self._drain_grace = 0.0
+
+    def __repr__(self) -> str:
+        return f"<Owned {self.name!r} fence={self.fence}>"
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    def may_act(self) -> bool:
+        """Whether this worker may still act for the conversation."""
+        return not self.lost and trio.current_time() < self.deadline
+
+    def lose(self, why: str) -> None:
+        """The lease is gone: stop here at once, write nothing more."""
+        if self.lost:
+            return
+        self.lost = True
+        log.warning(
+            "%s: lease lost (%s); another worker carries the conversation on", self.name, why
+        )
+        if self.journal is not None:
+            self.journal.quiet = True
+        self.worker.orchestrator._cancel(self.name)
+        self._scope.cancel()
+
+    def poke(self) -> None:
+        """Input arrived on the stream."""
+        self._poke.set()
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Adopt, run until the conversation ends here, then settle the lease."""
+        outcome = "orphan"
+        with self._scope:
+            try:
+                outcome = await self._run()
+            except LeaseLost as exc:
+                self.lose(str(exc))
+            except ClusterUnavailable as exc:
+                log.warning("%s: %s", self.name, exc)
+            except Exception:
+                log.exception("%s: failed here; another worker may take it", self.name)
+            finally:
+                # Whatever ended this run, the conversation must not run on here unowned.
+                self.worker.orchestrator._cancel(self.name)
+        self.worker.forget(self.name)
+        if self.lost:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(self.worker.target.timeout):
+            try:
+                await self.worker.release(self.name, self.token, outcome)
+            except ClusterUnavailable as exc:
+                log.warning(
+                    "%s: could not settle the lease (it expires by itself): %s", self.name, exc
+                )
+
+    async def _run(self) -> str:
+        worker = self.worker
+        reply = await worker.redis.script(
+            f"take over {self.name!r}", _scripts.ADOPT, self.keys.all(), [worker.id, self.fence]
+        )
+        if reply[0] == 0:
+            self.lost = True  # a newer owner took it already
+            return "orphan"
+        if reply[0] == -1:
+            return "remove"  # it ended (a stop won the race with this claim)
+        record = Record.parse(reply)
+        self._last_input = record.inputs[-1][0] if record.inputs else "0-0"
+        journal = self.journal = Journal(
+            validity=worker.orchestrator.handle_validity, seq=record.seq, started=record.started
+        )
+        stop_grace: float | None = None
+        for _, cmd in record.inputs:
+            if cmd.kind == "stop":
+                stop_grace = cmd.grace
+
+        def prepare(sup: Supervisor) -> None:
+            journal.attach(sup)
+            now_epoch, now = time.time(), trio.current_time()
+            inputs = []
+            for entry_id, cmd in record.inputs:
+                message = _wire(sup, cmd)
+                if message is not None:
+                    age = max(0.0, now_epoch - int(entry_id.partition("-")[0]) / 1000)
+                    inputs.append((entry_id, message, now - age))
+            cut = sup.session.adopt(
+                handle=record.handle,
+                seq=record.seq,
+                turn=record.turn,
+                turn_open=record.turn_open,
+                started=record.started,
+                inputs=inputs,
+                answered=record.answered,
+                seen=record.seen,
+                mode=record.mode,
+                transcript=record.transcript,
+            )
+            for event in cut:
+                journal.record(event)
+
+        hooks = SupervisorHooks(journal=journal.record, may_send=self.may_act, prepare=prepare)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer)
+            nursery.start_soon(self._watchdog)
+            try:
+                self.ref = await worker.orchestrator._spawn(
+                    record.config, self.name, Conversation, worker.restart, None, hooks
+                )
+            except LiveError:
+                # The first connect failed for good: the journal has ConversationFailed.
+                await self._flush()
+                nursery.cancel_scope.cancel()
+                return "remove"
+            if self.draining:  # a drain began while this was taking over
+                nursery.start_soon(self._stop, self._drain_grace)
+            elif stop_grace is not None:
+                nursery.start_soon(self._stop, stop_grace)
+            else:
+                nursery.start_soon(self._pump)
+            await self.ref.wait_closed()
+            await self._flush()
+            nursery.cancel_scope.cancel()
+        return "orphan" if self.draining else "remove"
+
+    async def drain(self, grace: float) -> None:
+        """Hand the conversation over at a resumable point: stop taking input, let the answer
+        in progress finish, close the socket, write the handle; the lease is then released
+        (by :meth:`run`) for another worker."""
+        self.draining = True
+        self._drain_grace = grace
+        if self.journal is not None:
+            self.journal.quiet = True
+        self._pump_scope.cancel()
+        if self.ref is not None:
+            await self.ref.stop(grace=grace)
+
+    async def _watchdog(self) -> None:
+        """Stop here when the local lease deadline passes without a renewal (Redis down or
+        slow): from then on another worker may take the conversation."""
+        while trio.current_time() < self.deadline:  # noqa: ASYNC110 - renewals move it
+            await trio.sleep_until(self.deadline)
+        self.lose("not renewed in time")
+
+    async def _stop(self, grace: float) -> None:
+        assert self.ref is not None
+        await self.ref.stop(grace=grace)
+
+    # -- input ------------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        redis, ref = self.worker.redis, self.ref
+        assert ref is not None
+        sup = ref._sup
+        with self._pump_scope:
+            while True:
+                self._poke = trio.Event()
+                try:
+                    entries = await redis.call(
+                        f"read the input of {self.name!r}",
+                        redis.client.xrange(
+                            self.keys.input, f"({self._last_input}", "+", count=BATCH
+                        ),
+                    )
+                except ClusterUnavailable as exc:
+                    # The conversation runs on meanwhile (until the lease deadline).
+                    log.warning("%s: %s", self.name, exc)
+                    with trio.move_on_after(0.5):
+                        await self._poke.wait()
+                    continue
+                if not entries:
+                    with trio.move_on_after(POLL):
+                        await self._poke.wait()
+                    continue
+                for entry in entries:
+                    entry_id = str(entry.identifier)
+                    self._last_input = entry_id
+                    try:
+                        cmd = decode_command(str(entry.field_values["c"]))
+                    except (KeyError, ValueError) as exc:
+                        log.error("%s: skipped input %s: %s", self.name, entry_id, exc)
+                        continue
+                    if cmd.kind == "stop":
+                        await ref.stop(grace=cmd.grace)
+                        return
+                    if cmd.kind == "tool":
+                        try:
+                            await ref.send_tool_response(list(cmd.responses))
+                        except InvalidCommand as exc:
+                            log.info("%s: tool response %s not sent: %s", self.name, entry_id, exc)
+                        continue
+                    message = _wire(sup, cmd)
+                    if message is not None:
+                        await sup.submit(message, tag=entry_id)
+                        if self.journal is not None:
+                            self.journal.poke()
+
+    # -- the record -------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        journal = self.journal
+        assert journal is not None
+        while True:
+            self._progress.set()
+            await journal.wait()
+            self._writing = True
+            try:
+                await self._commit(journal.take())
+            finally:
+                self._writing = False
+
+    async def _flush(self) -> None:
+        """Until everything recorded is written (or the lease is gone)."""
+        journal = self.journal
+        assert journal is not None
+        while not self.lost and (journal.pending or self._writing):
+            self._progress = trio.Event()
+            await self._progress.wait()
+
+    async def _commit(self, batch: Batch) -> None:
+        redis = self.worker.redis
+        state = dict(batch.state)
+        if batch.final is not None:
+            state["retain"] = RETAIN
+        args: list[Any] = [self.fence, self.worker.events_cap, _json(state)]
+        for entry in batch.events:
+            args.extend(entry)
+        secrets = [batch.handle] if batch.handle else []
+        delay = 0.05
+        while True:
+            if not self.may_act():
+                raise LeaseLost(f"{self.name}: the lease ran out before the record was written")
+            try:
+                written = await redis.script(
+                    f"write the record of {self.name!r}",
+                    _scripts.COMMIT,
+                    self.keys.all(),
+                    args,
+                    secrets=secrets,
+                )
+            except ClusterUnavailable as exc:
+                log.warning("%s: %s; retrying", self.name, exc)
+                await trio.sleep(delay)
+                delay = min(1.0, delay * 2)
+                continue
+            if not written:
+                raise LeaseLost(f"{self.name}: another worker owns the conversation now")
+            return
+
+
+class Record:
+    """What :data:`~._scripts.ADOPT` returned, parsed."""
+
+    def __init__(self) -> None:
+        self.config: types.LiveConnectConfig | None = None
+        self.seq = 0
+        self.turn = 1
+        self.turn_open = False
+        self.started = False
+        self.mode = HandleMode.UNKNOWN
+        self.handle: str | None = None
+        self.inputs: list[tuple[str, Any]] = []
+        self.answered: dict[str, list[str]] = {}
+        self.seen: set[str] = set()
+        self.transcript: list[dict[str, Any]] = []
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Record:
+        out = cls()
+        meta = _pairs(reply[1])
+        config = meta.get("config")
+        if config:
+            out.config = types.LiveConnectConfig.model_validate(json.loads(config))
+        out.seq = int(meta.get("seq", 0))
+        out.turn = int(meta.get("turn", 1))
+        out.turn_open = meta.get("open") == "1"
+        out.started = meta.get("started") == "1"
+        out.mode = HandleMode(meta.get("mode", "unknown"))
+        for entry_id, fields in reply[2]:
+            values = _pairs(fields)
+            try:
+                out.inputs.append((entry_id, decode_command(values["c"])))
+            except (KeyError, ValueError) as exc:
+                log.error("skipped input %s: %s", entry_id, exc)
+        for field, value in _pairs(reply[3]).items():
+            if field.startswith("a:"):
+                out.answered[field[2:]] = [value] if value else []
+            elif field.startswith("s:"):
+                out.seen.add(field[2:])
+        handle = reply[4][0] if reply[4] else None
+        out.handle = handle or None
+        out.transcript = [json.loads(entry) for entry in reply[5]]
+        return out
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    if isinstance(flat, dict):
+        return dict(flat)
+    items = list(flat)
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def _wire(sup: Supervisor, cmd: Any) -> dict[str, Any] | None:
+    """The wire message of an input command (None: not input)."""
+    if cmd.kind == "text":
+        message: dict[str, Any] = sup.text_message(cmd.text, turn_complete=cmd.turn_complete)
+        return message
+    if cmd.kind == "wire":
+        return dict(cmd.message)
+    return None
+
+
+def _json(state: dict[str, Any]) -> str:
+    return json.dumps(state, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,324 @@
+"""A worker: claims conversations that wait for one, keeps their leases, drains on request.
+
+Theory of operation. Every conversation of the cluster has an entry in one sorted set of
+leases, scored by when its lease expires (Redis's clock); a score of 0 means "waiting for a
+worker" (just spawned, or given back by a draining worker). A worker with free capacity runs
+the claim script: it takes the entries whose score is in the past — waiting ones first, then
+orphans whose owner stopped renewing — grants each a lease and the next fencing token, and
+returns them; the worker then runs an :class:`~._owned.Owned` for each. Claims happen when a
+notice says work is waiting (spawn, release), and every ``poll`` seconds (an orphan's lease
+expires silently).
+
+Leases are renewed together, every ``renew`` seconds, by one script that also refreshes the
+worker's heartbeat and reports the leases another worker took meanwhile. Each conversation's
+local deadline is the time its last successful renewal was *sent* plus the lease, minus a
+margin: always before the server's expiry, so a worker stops acting before anyone else may
+start. When Redis is unreachable, renewals fail and conversations run on until that deadline,
+then stop here; once Redis is back their leases have expired and any worker resumes them.
+
+A cluster-wide ``max_sessions`` is enforced by the claim script itself: it counts the leases
+that have not expired, so a dead worker's slots free themselves when its leases run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets as _random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import trio
+
+from .._backend_api import Backend
+from .._orchestrator import Orchestrator, open_orchestrator
+from .._restart import RestartPolicy
+from . import _scripts
+from ._handle_store import ClusterUnavailable
+from ._keys import Keys
+from ._owned import Owned
+from ._redis import Redis, RedisTarget
+
+__all__ = ["Worker", "open_worker", "run_worker"]
+
+log = logging.getLogger("liveactors.cluster")
+
+#: The local deadline comes this long before the server's lease expiry.
+MARGIN: Final = 0.5
+#: Most conversations one claim takes.
+CLAIM_BATCH: Final = 16
+
+
+class Worker:
+    """One worker process's part of the cluster (made by :func:`open_worker`)."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        redis: Redis,
+        orchestrator: Orchestrator,
+        nursery: trio.Nursery,
+        max_sessions: int | None,
+        cluster_max_sessions: int | None,
+        lease: float,
+        renew: float,
+        poll: float,
+        events_cap: int,
+        restart: RestartPolicy | None,
+    ) -> None:
+        self.id = worker_id
+        self.redis = redis
+        self.target: RedisTarget = redis.target
+        self.keys = Keys(redis.target.prefix)
+        self.orchestrator = orchestrator
+        self.max_sessions = max_sessions
+        self.cluster_max_sessions = cluster_max_sessions
+        self.lease = lease
+        self.renew = renew
+        self.poll = poll
+        self.events_cap = events_cap
+        self.restart = restart
+        self.owned: dict[str, Owned] = {}
+        self.draining = False
+        #: Set once a drain began and every conversation left.
+        self.drained = trio.Event()
+        self._nursery = nursery
+        self._work = trio.Event()
+        #: Conversations handed over, claimed and lost here (for statistics and tests).
+        self.claimed = 0
+        self.lost = 0
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.id!r} owns={len(self.owned)}>"
+
+    @property
+    def free(self) -> int:
+        """How many more conversations this worker may take now."""
+        if self.draining:
+            return 0
+        if self.max_sessions is None:
+            return CLAIM_BATCH
+        return max(0, self.max_sessions - len(self.owned))
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    async def claim_loop(self) -> None:
+        while not self.draining:
+            taken = 0
+            if self.free:
+                try:
+                    taken = await self._claim()
+                except ClusterUnavailable as exc:
+                    log.warning("worker %s: %s", self.id, exc)
+            if taken and self.free:
+                continue
+            self._work = trio.Event()
+            with trio.move_on_after(self.poll):
+                await self._work.wait()
+
+    async def _claim(self) -> int:
+        keys = self.keys
+        sent = trio.current_time()
+        reply = await self.redis.script(
+            "claim conversations",
+            _scripts.CLAIM,
+            [keys.leases, keys.owners, keys.fence],
+            [
+                self.id,
+                round(self.lease * 1000),
+                self.cluster_max_sessions or 0,
+                min(CLAIM_BATCH, self.free),
+            ],
+        )
+        deadline = sent + self.lease - MARGIN
+        for name, fence in zip(reply[::2], reply[1::2], strict=True):
+            if self.draining:
+                await self.release(name, f"{self.id} {fence}", "orphan")
+                continue
+            owned = Owned(self, name, int(fence), deadline)
+            self.owned[name] = owned
+            self.claimed += 1
+            self._nursery.start_soon(owned.run, name=f"liveactors.cluster.owned:{name}")
+        return len(reply) // 2
+
+    def forget(self, name: str) -> None:
+        """``name`` no longer runs here."""
+        self.owned.pop(name, None)
+        if self.draining and not self.owned:
+            self.drained.set()
+
+    def work_waiting(self) -> None:
+        """A notice: some conversation waits for a worker."""
+        self._work.set()
+
+    async def release(self, name: str, token: str, how: str) -> None:
+        """Give a lease back: ``"orphan"`` for another worker to take now, ``"remove"`` when
+        the conversation ended."""
+        keys = self.keys
+        await self.redis.script(
+            f"release {name!r}",
+            _scripts.RELEASE,
+            [keys.leases, keys.owners],
+            [name, token, how, keys.wake],
+        )
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    async def renew_loop(self) -> None:
+        while True:
+            await self._renew_once()
+            await trio.sleep(self.renew)
+
+    async def _renew_once(self) -> None:
+        keys = self.keys
+        owned = [o for o in self.owned.values() if not o.lost]
+        args: list[Any] = [self.id, round(self.lease * 1000)]
+        for o in owned:
+            args.extend((o.name, o.fence))
+        sent = trio.current_time()
+        try:
+            lost = await self.redis.script(
+                "renew leases", _scripts.RENEW, [keys.leases, keys.owners, keys.workers], args
+            )
+        except ClusterUnavailable as exc:
+            log.warning("worker %s: %s (conversations run on until their leases end)", self.id, exc)
+            return
+        gone = set(lost)
+        deadline = sent + self.lease - MARGIN
+        for o in owned:
+            if o.name in gone:
+                self.lost += 1
+                o.lose("another worker holds it")
+            elif trio.current_time() < o.deadline:
+                o.deadline = max(o.deadline, deadline)
+
+    # -- notices ----------------------------------------------------------------------------------
+
+    async def notice_loop(self) -> None:
+        """Input notices for owned conversations, and "work waiting" notices."""
+        inbox, wake = self.keys.inbox(self.id), self.keys.wake
+        delay = 0.1
+        while True:
+            try:
+                async with self.redis.client.pubsub(channels=[inbox, wake]) as pubsub:
+                    delay = 0.1
+                    # Notices published while unsubscribed are lost: look now.
+                    self.work_waiting()
+                    for owned in list(self.owned.values()):
+                        owned.poke()
+                    async for message in pubsub:
+                        if message.get("type") != "message":
+                            continue
+                        if message["channel"] == wake:
+                            self.work_waiting()
+                        else:
+                            target = self.owned.get(str(message["data"]))
+                            if target is not None:
+                                target.poke()
+            except Exception as exc:
+                log.warning(
+                    "worker %s: notices: %s", self.id, self.target.unavailable("listen", exc)
+                )
+            await trio.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+    # -- draining ---------------------------------------------------------------------------------
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Stop taking work and hand every conversation over at a resumable point."""
+        self.draining = True
+        self._work.set()
+        async with trio.open_nursery() as nursery:
+            for owned in list(self.owned.values()):
+                nursery.start_soon(owned.drain, grace)
+        if not self.owned:
+            self.drained.set()
+        await self.drained.wait()
+
+
+@asynccontextmanager
+async def open_worker(
+    backend: Backend,
+    redis_url: str,
+    *,
+    worker_id: str | None = None,
+    max_sessions: int | None = None,
+    cluster_max_sessions: int | None = None,
+    prefix: str = "liveactors",
+    lease: float = 6.0,
+    renew: float = 2.0,
+    poll: float = 0.5,
+    events_cap: int = 10_000,
+    restart: RestartPolicy | None = None,
+    redis_timeout: float = 5.0,
+) -> AsyncIterator[Worker]:
+    """Run a worker for the ``async with``: it claims conversations until :meth:`Worker.drain`
+    or the block's end (which drains it too, unless it ends by an exception)."""
+    _check(lease=lease, renew=renew, poll=poll)
+    if renew * 2 > lease:
+        raise ValueError(f"renew ({renew}s) must be at most half the lease ({lease}s)")
+    target = RedisTarget(redis_url, prefix=prefix, timeout=redis_timeout)
+    worker_id = worker_id or f"worker-{_random.token_hex(4)}"
+    if " " in worker_id or not worker_id:
+        raise ValueError(f"worker_id must be a non-empty string without spaces: {worker_id!r}")
+    async with (
+        target.open() as redis,
+        open_orchestrator(backend, max_sessions=max_sessions, restart=restart) as orchestrator,
+        trio.open_nursery() as nursery,
+    ):
+        worker = Worker(
+            worker_id=worker_id,
+            redis=redis,
+            orchestrator=orchestrator,
+            nursery=nursery,
+            max_sessions=max_sessions,
+            cluster_max_sessions=cluster_max_sessions,
+            lease=lease,
+            renew=renew,
+            poll=poll,
+            events_cap=events_cap,
+            restart=restart,
+        )
+        await worker._renew_once()
+        service = trio.CancelScope()
+
+        async def services() -> None:
+            with service:
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(worker.renew_loop)
+                    inner.start_soon(worker.notice_loop)
+                    inner.start_soon(worker.claim_loop)
+
+        nursery.start_soon(services)
+        try:
+            yield worker
+            await worker.drain()
+        finally:
+            service.cancel()
+            nursery.cancel_scope.cancel()
+
+
+async def run_worker(
+    backend: Backend,
+    redis_url: str,
+    *,
+    worker_id: str | None = None,
+    max_sessions: int | None = None,
+    task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Run a worker until it is drained (:meth:`Worker.drain`, SIGTERM in the CLI) or
+    cancelled; ``options`` as for :func:`open_worker`."""
+    async with open_worker(
+        backend, redis_url, worker_id=worker_id, max_sessions=max_sessions, **options
+    ) as worker:
+        task_status.started(worker)
+        await worker.drained.wait()
+
+
+def _check(**durations: float) -> None:
+    for what, value in durations.items():
+        if isinstance(value, bool) or not (0 < value < math.inf):
+            raise ValueError(f"{what} must be a finite number of seconds > 0: {value!r}")
