@@ -16,7 +16,7 @@ import _bench_common as common
 
 DOC = common.DOCS / "benchmarks.md"
 IMG = common.DOCS / "img"
-NAMES = ("throughput", "scale", "scale-tls", "reconnect", "fanout", "fake_server")
+NAMES = ("throughput", "scale", "scale-tls", "reconnect", "fanout", "cluster", "fake_server")
 
 COLOURS = {"liveactors": "#2b6cb0", "sdk": "#c05621", "bare": "#718096"}
 LABELS = {
@@ -280,6 +280,22 @@ def _glance(found: dict[str, dict[str, Any]]) -> list[str]:
             for n, us in zip(f["subscribers"], f["us_per_event_per_subscriber"], strict=True)
         )
         rows.append(f"| fan-out | CPU per event per subscriber ({pairs}) | — | |")
+    if "cluster" in found:
+        c = found["cluster"]["results"]
+        if "cpu_ratio" in c:
+            rows.append(
+                f"| cluster | CPU per input through Redis and a worker vs in process: "
+                f"**{c['cpu_ratio']:.2f}×** (questions {c['cpu_ratio_questions']:.2f}×, audio "
+                f"{c['cpu_ratio_audio']:.2f}×) | ≤ 1.5× | {_met(c['cpu_ratio'] <= 1.5)} |"
+            )
+        if "failover_p99_s" in c:
+            rows.append(
+                f"| cluster | failover, worker killed → new owner's first event: p50 "
+                f"{c['failover_p50_s']} s, p99 {c['failover_p99_s']} s (lease "
+                f"{c['lease_s']:g} s); after the lease ran out: **p99 "
+                f"{c['failover_after_expiry_p99_s']} s** | ≤ lease expiry + 2 s | "
+                f"{_met(c['failover_after_expiry_p99_s'] <= 2)} |"
+            )
     return rows
 
 
@@ -581,6 +597,82 @@ def _fanout_section(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _cluster_section(doc: dict[str, Any]) -> list[str]:
+    r = doc["results"]
+    p = r["params"]
+    labels = {
+        "local": "in process (`open_orchestrator`)",
+        "cluster": "cluster: client + `liveactors worker` process",
+        "cluster_inproc": "cluster: client and `open_worker` in one process",
+    }
+    out = [
+        "## Cluster: CPU through Redis, and failover",
+        "",
+        f"_{_machine_line(doc)}; {r.get('redis_server', 'Redis')}._",
+        "",
+    ]
+    if "workloads" in r:
+        out += [
+            f"{p['conversations']} conversations on the default model (audio answers with their "
+            f"transcript), each variant in a fresh process, {p['rounds']} interleaved rounds, "
+            "medians; ratios within a round. *Questions*: each conversation asks "
+            f"{p['questions']} questions in turn (`ask`). *Audio*: each streams "
+            f"{p['audio_chunks']} chunks of 20 ms 16 kHz PCM at real-time pace, then asks one "
+            "question. Cluster CPU = client + worker; Redis's own CPU and the fake server's are "
+            "not in it (Redis's is shown apart). Round trips: the commands clients and workers "
+            "send Redis; commands inside scripts are counted apart.",
+            "",
+            "| Workload | Variant | µs CPU per input | µs per event | Redis: round trips / "
+            "in scripts / µs CPU per input |",
+            "| --- | --- | ---: | ---: | --- |",
+        ]
+        for workload, summary in r["workloads"].items():
+            for variant, f in summary["variants"].items():
+                redis = (
+                    f"{f['redis_round_trips_per_input']} (EVALSHA {f['redis_evalsha_per_input']}) "
+                    f"/ {f['redis_inside_scripts_per_input']} / {f['redis_us_per_input']}"
+                    if "redis_round_trips_per_input" in f
+                    else "—"
+                )
+                per_event = f["us_per_event"] if workload == "questions" else "—"
+                out.append(
+                    f"| {workload} | {labels.get(variant, variant)} | {f['us_per_input']:,} | "
+                    f"{per_event} | {redis} |"
+                )
+        out.append("")
+        for workload, summary in r["workloads"].items():
+            out.append(
+                f"* {workload}: cluster = **{summary['ratio']:.2f}×** in-process CPU per input "
+                f"(goal ≤ 1.5); with the worker in the client's process "
+                f"{summary['ratio_inproc']:.2f}×."
+            )
+        out.append("")
+    if "failover_p50_s" in r:
+        out += [
+            f"**Failover.** {p['workers']} `liveactors worker` processes (lease {p['lease']:g} s, "
+            f"renewed every {p['renew']:g} s), {p['failover_conversations']} conversations "
+            f"asking one question after another; the worker owning the most is killed "
+            f"(SIGKILL), {p['kills']} time(s), a fresh worker joining after each. Per moved "
+            "conversation, from the kill to its new owner's first event reaching a subscriber:",
+            "",
+            "| Measure | Figure |",
+            "| --- | --- |",
+            f"| conversations moved | {r['failover_moved']} ({r['failover_not_resumed']} not "
+            "resumed) |",
+            f"| kill → new owner's first event | p50 {r['failover_p50_s']} s, **p99 "
+            f"{r['failover_p99_s']} s**, max {r['failover_max_s']} s |",
+            f"| … after the lease ran out ({r['failover_expiry_after_kill_p50_s']} s after the "
+            f"kill, median) | p50 {r['failover_after_expiry_p50_s']} s, **p99 "
+            f"{r['failover_after_expiry_p99_s']} s** (goal ≤ 2 s) |",
+            f"| kill → first completed answer | p50 {r['failover_answer_p50_s']} s, p99 "
+            f"{r['failover_answer_p99_s']} s |",
+            f"| questions answered / failed / wrong replies | "
+            f"{r['failover_questions_answered']:,} / {r['failover_questions_failed']} / "
+            f"{r['failover_wrong_replies']} |",
+        ]
+    return out
+
+
 def _fake_server_section(doc: dict[str, Any]) -> list[str]:
     r = doc["results"]
     idle = r["idle"]
@@ -665,6 +757,7 @@ def refresh(results_dir: Path | None = None) -> Path:
         "scale-tls": _scale_tls_section,
         "reconnect": _reconnect_section,
         "fanout": _fanout_section,
+        "cluster": _cluster_section,
         "fake_server": _fake_server_section,
     }
     for name, section in sections.items():

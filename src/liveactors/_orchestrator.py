@@ -234,11 +234,14 @@ class Orchestrator:
             # Saved again now: the service counts validity from the end of the session.
             self._handles.save(entry.name, entry.last_handle)
 
-    def _cancel(self, name: str) -> None:
-        """End ``name`` at once, sending nothing more (a cluster worker lost its lease)."""
+    def _cancel(self, name: str) -> trio.Event | None:
+        """End ``name`` at once, sending nothing more (a cluster worker lost its lease);
+        returns the event set once it has ended and its name is free (None: not running)."""
         entry = self._registry.get(name)
-        if entry is not None:
-            entry.scope.cancel()
+        if entry is None:
+            return None
+        entry.scope.cancel()
+        return entry.done
 
     def get(self, name: str) -> ConversationRef:
         """The running conversation called ``name`` (``KeyError`` if there is none)."""

@@ -386,7 +386,9 @@ class Supervisor:
         undelivered = self._hand_back(left, error)
         if undelivered is not None:
             final.append(undelivered)
-        if outcome is not None and self._started:
+        if outcome is not None and (self._started or self.publisher.journal is not None):
+            # Before the first connection, spawn raises the error instead; a journal (a
+            # cluster worker's record, read by another process) must still be told.
             final.append(self.session.emit(ev.ConversationFailed, error=outcome))
         final.append(self.session.emit(ev.ConversationClosed))
         self.publisher.deliver_now(final)

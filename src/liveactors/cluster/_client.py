@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+from coredis.tokens import PureToken
 from google.genai import types
 
 from .. import events as ev
 from .._backend import DEFAULT_MODEL
-from .._errors import AdmissionTimeout, InvalidCommand
+from .._errors import AdmissionTimeout, ConversationStopped, InvalidCommand
 from .._models import Platform, check_config
 from .._protocol.setup import ConfigLike
 from .._session_config import live_config
@@ -47,7 +48,10 @@ class ClusterClient:
     ) -> RemoteConversation:
         """Start a conversation called ``name`` on some worker; returns once its first
         connection is set up (:class:`~liveactors.AdmissionTimeout` after ``ready_timeout``
-        seconds without one; the conversation stays queued for a worker)."""
+        seconds without one; the conversation stays queued for a worker).
+
+        Safe to retry after :class:`ClusterUnavailable`: a conversation recorded with the same
+        config and not taken by a worker yet is offered again, not refused as a duplicate."""
         if not isinstance(name, str) or not name:
             raise InvalidCommand(f"name must be a non-empty str, not {name!r}")
         stored = _config_json(config, self.model, self.platform)
@@ -69,6 +73,7 @@ class ClusterClient:
                         return conv
                     if isinstance(event, ev.ConversationFailed):
                         raise event.error
+                raise ConversationStopped(f"conversation {name!r} ended before it was set up")
         if waited.cancelled_caught:
             raise AdmissionTimeout(
                 f"no worker set up {name!r} within {ready_timeout:g}s (it stays queued)"
@@ -104,7 +109,8 @@ class ClusterClient:
 
 async def _offer(redis: Redis, keys: Keys, name: str) -> None:
     client = redis.client
-    await client.zadd(keys.leases, {name: 0})
+    # NX: a retried spawn must not reset the lease of a worker that claimed it meanwhile.
+    await client.zadd(keys.leases, {name: 0}, condition=PureToken.NX)
     await client.publish(keys.wake, name)
 
 

@@ -57,6 +57,8 @@ class Journal:
         self._answered: dict[str, str] = {}
         self._seen: list[str] = []
         self._final: str | None = None
+        #: A ConversationFailed was recorded: the ConversationClosed after it ends it "failed".
+        self._failed = False
         self._seq = seq
         self._started = started
         self._handle_written: str | None = None
@@ -83,11 +85,11 @@ class Journal:
         if kind is ev.ConversationClosed:
             if self.quiet:
                 return
-            self._final = "stopped"
+            self._final = "failed" if self._failed else "stopped"
         elif kind is ev.ConversationFailed:
             if self.quiet or isinstance(event.error, LeaseLost):  # type: ignore[attr-defined]
                 return
-            self._final = "failed"
+            self._failed = True
         elif kind is ev.InputUndelivered and self.quiet:
             return  # still on the input stream: the next owner sends it
         answered = ""

@@ -34,6 +34,7 @@ from google.genai import types
 
 from .._conversation import Conversation, ConversationRef
 from .._errors import InvalidCommand, LeaseLost, LiveError
+from .._exception_groups import sole_exception
 from .._protocol.ledger import HandleMode
 from .._supervisor import Supervisor, SupervisorHooks
 from . import _scripts
@@ -60,8 +61,20 @@ RETAIN: Final = 3600
 class Owned:
     """A conversation this worker holds the lease of (see the module docstring)."""
 
-    def __init__(self, worker: Worker, name: str, fence: int, deadline: float) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        name: str,
+        fence: int,
+        deadline: float,
+        previous: Owned | None = None,
+    ) -> None:
         self.worker = worker
+        #: An earlier lease of this name here, still winding down (this worker stalled past
+        #: its lease and claimed the orphan back): it must end before this one adopts.
+        self.previous = previous
+        #: Set when :meth:`run` is over.
+        self.finished = trio.Event()
         self.name = name
         self.fence = fence
         self.token = f"{worker.id} {fence}"
@@ -100,7 +113,8 @@ class Owned:
         )
         if self.journal is not None:
             self.journal.quiet = True
-        self.worker.orchestrator._cancel(self.name)
+        if self.ref is not None:
+            self.worker.orchestrator._cancel(self.name)
         self._scope.cancel()
 
     def poke(self) -> None:
@@ -112,28 +126,42 @@ class Owned:
     async def run(self) -> None:
         """Adopt, run until the conversation ends here, then settle the lease."""
         outcome = "orphan"
-        with self._scope:
-            try:
-                outcome = await self._run()
-            except LeaseLost as exc:
-                self.lose(str(exc))
-            except ClusterUnavailable as exc:
-                log.warning("%s: %s", self.name, exc)
-            except Exception:
-                log.exception("%s: failed here; another worker may take it", self.name)
-            finally:
-                # Whatever ended this run, the conversation must not run on here unowned.
-                self.worker.orchestrator._cancel(self.name)
-        self.worker.forget(self.name)
-        if self.lost:
-            return
-        with trio.CancelScope(shield=True), trio.move_on_after(self.worker.target.timeout):
-            try:
-                await self.worker.release(self.name, self.token, outcome)
-            except ClusterUnavailable as exc:
-                log.warning(
-                    "%s: could not settle the lease (it expires by itself): %s", self.name, exc
-                )
+        try:
+            if self.previous is not None:
+                await self.previous.finished.wait()
+            with self._scope:
+                try:
+                    try:
+                        outcome = await self._run()
+                    except BaseExceptionGroup as group:
+                        # The writer's or the pump's error, through the run's nursery.
+                        raise sole_exception(group) from None
+                except LeaseLost as exc:
+                    self.lose(str(exc))
+                except ClusterUnavailable as exc:
+                    log.warning("%s: %s", self.name, exc)
+                except Exception:
+                    log.exception("%s: failed here; another worker may take it", self.name)
+                finally:
+                    # Whatever ended this run, the conversation must not run on here unowned.
+                    if self.ref is not None:
+                        ended = self.worker.orchestrator._cancel(self.name)
+                        if ended is not None:
+                            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                                await ended.wait()
+            self.worker.forget(self)
+            # After a loss too: a lease that ran out here while Redis was slow may still be
+            # ours (a renewal raced the deadline); giving it back lets another worker take it
+            # now. The script checks the token, so a lease another worker holds is left alone.
+            with trio.CancelScope(shield=True), trio.move_on_after(self.worker.target.timeout):
+                try:
+                    await self.worker.release(self.name, self.token, outcome)
+                except ClusterUnavailable as exc:
+                    log.warning(
+                        "%s: could not settle the lease (it expires by itself): %s", self.name, exc
+                    )
+        finally:
+            self.finished.set()
 
     async def _run(self) -> str:
         worker = self.worker
@@ -187,6 +215,8 @@ class Owned:
                 self.ref = await worker.orchestrator._spawn(
                     record.config, self.name, Conversation, worker.restart, None, hooks
                 )
+            except InvalidCommand:
+                raise  # not the service's refusal: a bug here; another worker may do better
             except LiveError:
                 # The first connect failed for good: the journal has ConversationFailed.
                 await self._flush()
@@ -248,10 +278,6 @@ class Owned:
                     with trio.move_on_after(0.5):
                         await self._poke.wait()
                     continue
-                if not entries:
-                    with trio.move_on_after(POLL):
-                        await self._poke.wait()
-                    continue
                 for entry in entries:
                     entry_id = str(entry.identifier)
                     self._last_input = entry_id
@@ -271,9 +297,13 @@ class Owned:
                         continue
                     message = _wire(sup, cmd)
                     if message is not None:
+                        # (What it changes in the record, the next event's batch writes.)
                         await sup.submit(message, tag=entry_id)
-                        if self.journal is not None:
-                            self.journal.poke()
+                if len(entries) < BATCH:
+                    # Read everything there was: wait for a notice of more (one that came
+                    # during the read is kept, since the event was made before it).
+                    with trio.move_on_after(POLL):
+                        await self._poke.wait()
 
     # -- the record -------------------------------------------------------------------------------
 
@@ -283,6 +313,9 @@ class Owned:
         while True:
             self._progress.set()
             await journal.wait()
+            # One pass for the reader: an event that follows at once (the resumption update
+            # after a turn) joins this batch instead of costing a write of its own.
+            await trio.lowlevel.checkpoint()
             self._writing = True
             try:
                 await self._commit(journal.take())

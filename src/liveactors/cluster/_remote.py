@@ -29,6 +29,7 @@ from .._protocol import encode
 from .._reply import Reply, ReplyBuilder
 from .._session_config import manual_vad
 from . import _commands, _scripts
+from ._owned import RETAIN
 
 if TYPE_CHECKING:
     from ._client import ClusterClient
@@ -173,8 +174,9 @@ class RemoteConversation:
         """Send ``text`` and return the whole turn that answers it, from whichever worker
         answers it (a failover mid-answer returns the answer given after it)."""
         _check_text(text)
-        async with self.subscribe() as sub:
-            entry_id = await self._submit(_commands.text(text, True))
+        entry_id, seq = await self._submit(_commands.text(text, True))
+        # Every event of the answer comes after the input was appended, so after ``seq``.
+        async with self.subscribe(from_seq=seq + 1) as sub:
             turns: dict[int, ReplyBuilder] = {}
             while True:
                 try:
@@ -238,19 +240,27 @@ class RemoteConversation:
 
     # -- inside -----------------------------------------------------------------------------
 
-    async def _submit(self, command: str, *, stop: bool = False) -> str:
+    async def _submit(self, command: str, *, stop: bool = False) -> tuple[str, int]:
+        """Append ``command`` to the input stream: its entry id, and the last event ``seq``
+        written before it."""
         client = self._client
         reply = await client.redis.script(
             f"send input to {self.name!r}",
             _scripts.SUBMIT,
-            [self._keys.meta, self._keys.input],
-            [command, "stop" if stop else "", client.keys.inbox(""), self.name],
+            [self._keys.meta, self._keys.input, self._keys.events],
+            [command, "stop" if stop else "", client.keys.inbox(""), self.name, RETAIN],
         )
+        if reply[0] == 2:
+            # Stopped before any worker took it: no worker will settle its lease entry.
+            await client.redis.call(
+                f"forget {self.name!r}", client.redis.client.zrem(client.keys.leases, [self.name])
+            )
+            return "", 0
         if reply[0] == -1:
             raise KeyError(f"no conversation named {self.name!r} in the cluster")
         if reply[0] == 0:
             raise ConversationStopped(f"conversation {self.name!r} is {reply[1]}")
-        return str(reply[1])
+        return str(reply[1]), int(reply[2] or 0)
 
     async def _require_vad(self, what: str, *, manual: bool) -> None:
         if self._manual_vad is None:

@@ -33,17 +33,31 @@ return 1
 """
 )
 
-#: KEYS: meta, in. ARGV: command JSON, "stop" or "", inbox channel prefix, conversation name.
-#: Returns {1, id}, {0, state} when the conversation takes no more input, {-1} when unknown.
+#: KEYS: meta, in, ev. ARGV: command JSON, "stop" or "", inbox channel prefix, conversation
+#: name, seconds to keep a finished conversation's record.
+#: Returns {1, id, seq} (seq: the last event written before it), {2} when a stop ended a
+#: conversation no worker had taken and that had no input (it ends at once, with its
+#: ConversationClosed), {0, state} when it takes no more input, {-1} when it is unknown.
 SUBMIT: Final = """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {-1} end
 if st == 'stopping' or st == 'stopped' or st == 'failed' then return {0, st} end
+if ARGV[2] == 'stop' and st == 'pending' and redis.call('XLEN', KEYS[2]) == 0 then
+  local seq = tonumber(redis.call('HGET', KEYS[1], 'seq')) + 1
+  local turn = tonumber(redis.call('HGET', KEYS[1], 'turn'))
+  local event = cjson.encode({type = 'ConversationClosed', conversation = ARGV[4], seq = seq,
+      turn = turn})
+  redis.call('XADD', KEYS[3], seq .. '-1', 'e', event, 'a', '')
+  redis.call('HSET', KEYS[1], 'state', 'stopped', 'seq', seq)
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+  return {2}
+end
 local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[1])
 if ARGV[2] == 'stop' then redis.call('HSET', KEYS[1], 'state', 'stopping') end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner and owner ~= '' then redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4]) end
-return {1, id}
+return {1, id, redis.call('HGET', KEYS[1], 'seq')}
 """
 
 #: KEYS: leases, owners, fence. ARGV: worker, lease ms, cluster cap (0: none), at most how many.

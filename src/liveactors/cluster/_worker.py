@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets as _random
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -137,15 +138,21 @@ class Worker:
             if self.draining:
                 await self.release(name, f"{self.id} {fence}", "orphan")
                 continue
-            owned = Owned(self, name, int(fence), deadline)
+            previous = self.owned.get(name)
+            if previous is not None:
+                # Claimed back after this worker's own lease ran out (it stalled): the old
+                # run stops acting at once, and the new one waits for it to end.
+                previous.lose("claimed again under a newer lease")
+            owned = Owned(self, name, int(fence), deadline, previous)
             self.owned[name] = owned
             self.claimed += 1
             self._nursery.start_soon(owned.run, name=f"liveactors.cluster.owned:{name}")
         return len(reply) // 2
 
-    def forget(self, name: str) -> None:
-        """``name`` no longer runs here."""
-        self.owned.pop(name, None)
+    def forget(self, owned: Owned) -> None:
+        """``owned`` no longer runs here."""
+        if self.owned.get(owned.name) is owned:
+            del self.owned[owned.name]
         if self.draining and not self.owned:
             self.drained.set()
 
@@ -253,13 +260,25 @@ async def open_worker(
     events_cap: int = 10_000,
     restart: RestartPolicy | None = None,
     redis_timeout: float = 5.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Worker]:
     """Run a worker for the ``async with``: it claims conversations until :meth:`Worker.drain`
-    or the block's end (which drains it too, unless it ends by an exception)."""
+    or the block's end (which drains it too, unless it ends by an exception).
+
+    * ``worker_id``: unique in the cluster (default: a random one); no spaces.
+    * ``max_sessions``: most conversations on this worker; ``cluster_max_sessions``: most
+      live sessions in the whole cluster (give every worker the same value).
+    * ``lease`` / ``renew``: how long a lease lasts and how often it is renewed (at most half
+      the lease); ``poll``: how often to look for orphans (their leases expire silently).
+    * ``events_cap``: events kept per conversation stream (older ones are trimmed).
+    * ``restart``: the local supervisors' :class:`~liveactors.RestartPolicy`.
+    * ``redis_timeout``: longest wait for one Redis reply; ``ssl_context`` for ``rediss://``
+      with a private CA or client certificates.
+    """
     _check(lease=lease, renew=renew, poll=poll)
     if renew * 2 > lease:
         raise ValueError(f"renew ({renew}s) must be at most half the lease ({lease}s)")
-    target = RedisTarget(redis_url, prefix=prefix, timeout=redis_timeout)
+    target = RedisTarget(redis_url, prefix=prefix, timeout=redis_timeout, ssl_context=ssl_context)
     worker_id = worker_id or f"worker-{_random.token_hex(4)}"
     if " " in worker_id or not worker_id:
         raise ValueError(f"worker_id must be a non-empty string without spaces: {worker_id!r}")
