@@ -59,6 +59,12 @@ class Journal:
         self._final: str | None = None
         #: A ConversationFailed was recorded: the ConversationClosed after it ends it "failed".
         self._failed = False
+        #: The conversation ended here on a retryable error (its connection kept failing):
+        #: it is not over; another worker tries again later, with its input still durable.
+        self.retry = False
+        #: An InputUndelivered waiting to learn whether the end is a retry (then it is not
+        #: recorded: the input is still on the stream).
+        self._held: ev.Event | None = None
         self._seq = seq
         self._started = started
         self._handle_written: str | None = None
@@ -82,6 +88,14 @@ class Journal:
     def record(self, event: ev.Event) -> None:
         """Note one event about to be published (see the module docstring)."""
         kind = type(event)
+        if kind is ev.InputUndelivered:
+            self._held = event  # the conversation is ending: for good? (the next event says)
+            return
+        if kind is ev.ConversationFailed and not self.quiet and event.error.retryable:  # type: ignore[attr-defined]
+            self.retry = self.quiet = True
+        held, self._held = self._held, None
+        if held is not None and not self.quiet:
+            self._note(held)
         if kind is ev.ConversationClosed:
             if self.quiet:
                 return
@@ -90,8 +104,10 @@ class Journal:
             if self.quiet or isinstance(event.error, LeaseLost):  # type: ignore[attr-defined]
                 return
             self._failed = True
-        elif kind is ev.InputUndelivered and self.quiet:
-            return  # still on the input stream: the next owner sends it
+        self._note(event)
+
+    def _note(self, event: ev.Event) -> None:
+        kind = type(event)
         answered = ""
         sup = self.supervisor
         if sup is not None:

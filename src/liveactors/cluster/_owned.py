@@ -54,6 +54,9 @@ log = logging.getLogger("liveactors.cluster")
 POLL: Final = 5.0
 #: Entries the pump reads per call.
 BATCH: Final = 256
+#: How long a worker whose lease ran out (Redis unreachable) keeps trying to write what it
+#: had recorded, once Redis answers again.
+LATE_PATIENCE: Final = 30.0
 #: How long a finished conversation's record and events stay readable.
 RETAIN: Final = 3600
 
@@ -92,6 +95,11 @@ class Owned:
         #: Set when the writer finished a batch or went idle (what a flush waits on).
         self._progress = trio.Event()
         self._writing = False
+        #: Batches committed under this lease (a retried batch keeps its number).
+        self._batches = 0
+        #: Script arguments of the batches taken and not written yet, oldest first.
+        self._unwritten: list[list[Any]] = []
+        self._taken = True
         self._drain_grace = 0.0
 
     def __repr__(self) -> str:
@@ -103,11 +111,14 @@ class Owned:
         """Whether this worker may still act for the conversation."""
         return not self.lost and trio.current_time() < self.deadline
 
-    def lose(self, why: str) -> None:
-        """The lease is gone: stop here at once, write nothing more."""
+    def lose(self, why: str, *, taken: bool = True) -> None:
+        """The lease is gone: stop here at once. ``taken``: another worker holds it (write
+        nothing more); else it ran out here (Redis unreachable), and what was recorded is
+        still written, late, if the record turns out to carry no newer owner."""
         if self.lost:
             return
         self.lost = True
+        self._taken = taken
         log.warning(
             "%s: lease lost (%s); another worker carries the conversation on", self.name, why
         )
@@ -150,6 +161,9 @@ class Owned:
                             with trio.CancelScope(shield=True), trio.move_on_after(5.0):
                                 await ended.wait()
             self.worker.forget(self)
+            if self.lost:
+                with trio.CancelScope(shield=True):
+                    await self.write_late(LATE_PATIENCE)
             # After a loss too: a lease that ran out here while Redis was slow may still be
             # ours (a renewal raced the deadline); giving it back lets another worker take it
             # now. The script checks the token, so a lease another worker holds is left alone.
@@ -218,10 +232,11 @@ class Owned:
             except InvalidCommand:
                 raise  # not the service's refusal: a bug here; another worker may do better
             except LiveError:
-                # The first connect failed for good: the journal has ConversationFailed.
+                # The first connect failed: for good (the journal has ConversationFailed), or
+                # after retrying (the journal says retry: another worker tries again later).
                 await self._flush()
                 nursery.cancel_scope.cancel()
-                return "remove"
+                return "retry" if journal.retry else "remove"
             if self.draining:  # a drain began while this was taking over
                 nursery.start_soon(self._stop, self._drain_grace)
             elif stop_grace is not None:
@@ -231,6 +246,8 @@ class Owned:
             await self.ref.wait_closed()
             await self._flush()
             nursery.cancel_scope.cancel()
+        if journal.retry:
+            return "retry"
         return "orphan" if self.draining else "remove"
 
     async def drain(self, grace: float) -> None:
@@ -250,7 +267,7 @@ class Owned:
         slow): from then on another worker may take the conversation."""
         while trio.current_time() < self.deadline:  # noqa: ASYNC110 - renewals move it
             await trio.sleep_until(self.deadline)
-        self.lose("not renewed in time")
+        self.lose("not renewed in time", taken=False)
 
     async def _stop(self, grace: float) -> None:
         assert self.ref is not None
@@ -331,34 +348,66 @@ class Owned:
             await self._progress.wait()
 
     async def _commit(self, batch: Batch) -> None:
-        redis = self.worker.redis
-        state = dict(batch.state)
-        if batch.final is not None:
-            state["retain"] = RETAIN
-        args: list[Any] = [self.fence, self.worker.events_cap, _json(state)]
-        for entry in batch.events:
-            args.extend(entry)
-        secrets = [batch.handle] if batch.handle else []
+        """Write ``batch`` (after any earlier one not written yet), retrying while Redis is
+        unreachable, until the lease runs out here."""
+        self._queue(batch)
         delay = 0.05
-        while True:
+        while self._unwritten:
             if not self.may_act():
                 raise LeaseLost(f"{self.name}: the lease ran out before the record was written")
             try:
-                written = await redis.script(
-                    f"write the record of {self.name!r}",
-                    _scripts.COMMIT,
-                    self.keys.all(),
-                    args,
-                    secrets=secrets,
-                )
+                await self._write(self._unwritten[0])
             except ClusterUnavailable as exc:
                 log.warning("%s: %s; retrying", self.name, exc)
                 await trio.sleep(delay)
                 delay = min(1.0, delay * 2)
-                continue
-            if not written:
-                raise LeaseLost(f"{self.name}: another worker owns the conversation now")
+
+    async def _write(self, args: list[Any]) -> None:
+        """One COMMIT; raises :class:`LeaseLost` when the record carries a newer owner."""
+        state = json.loads(args[2])
+        secrets = [state["handle"]] if "handle" in state else []
+        written = await self.worker.redis.script(
+            f"write the record of {self.name!r}",
+            _scripts.COMMIT,
+            self.keys.all(),
+            args,
+            secrets=secrets,
+        )
+        if not written:
+            self._unwritten.clear()
+            raise LeaseLost(f"{self.name}: another worker owns the conversation now")
+        self._unwritten.pop(0)
+
+    async def write_late(self, patience: float) -> None:
+        """After the lease ran out here: write what was recorded, if no other worker took
+        the conversation meanwhile (the fence says), retrying for ``patience`` seconds. An
+        answer given while Redis was unreachable is then not asked again by the next owner."""
+        journal = self.journal
+        if self._taken or journal is None:
             return
+        if journal.pending:
+            self._queue(journal.take())
+        delay = 0.1
+        with trio.move_on_after(patience):
+            while self._unwritten:
+                try:
+                    await self._write(self._unwritten[0])
+                except ClusterUnavailable:
+                    await trio.sleep(delay)
+                    delay = min(1.0, delay * 2)
+                except LeaseLost:
+                    return
+
+    def _queue(self, batch: Batch) -> None:
+        """``batch`` as COMMIT's arguments, numbered, after those not written yet."""
+        state = dict(batch.state)
+        if batch.final is not None:
+            state["retain"] = RETAIN
+        self._batches += 1
+        args: list[Any] = [self.fence, self.worker.events_cap, _json(state), self._batches]
+        for entry in batch.events:
+            args.extend(entry)
+        self._unwritten.append(args)
 
 
 class Record:

@@ -102,19 +102,27 @@ return lost
 """
 )
 
-#: KEYS: leases, owners. ARGV: name, "<worker> <fence>", "orphan" (another worker may take it
-#: now) or "remove" (it ended), wake channel. Returns 1 if the lease was still this one's.
-RELEASE: Final = """
+#: KEYS: leases, owners. ARGV: name, "<worker> <fence>", how, wake channel, delay ms. How:
+#: "orphan" (another worker may take it now), "retry" (after the delay: its connection kept
+#: failing here), "remove" (it ended). Returns 1 if the lease was still this one's.
+RELEASE: Final = (
+    """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if ARGV[3] == 'orphan' then
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
   redis.call('PUBLISH', ARGV[4], ARGV[1])
+elseif ARGV[3] == 'retry' then
+"""
+    + _NOW.strip()
+    + """
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[1])
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 1
 """
+)
 
 #: KEYS: the conversation's keys. ARGV: worker, fence.
 #: Takes the conversation over (its record now carries this fence) and returns what the new
@@ -131,17 +139,22 @@ return {1, redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+
     redis.call('LRANGE', KEYS[6], 0, -1)}
 """
 
-#: KEYS: the conversation's keys. ARGV: fence, events cap, state JSON, then (id, event JSON,
-#: answered input id or "") per event. Writes the events and the state in one step; returns 0
-#: (and writes nothing) when the conversation's record carries another fence.
+#: KEYS: the conversation's keys. ARGV: fence, events cap, state JSON, batch number, then (id,
+#: event JSON, answered input id or "") per event. Writes the events and the state in one
+#: step; returns 0 (and writes nothing) when the conversation's record carries another fence.
+#: Idempotent: a batch sent again (its reply was lost) is recognised by its fence and number
+#: and not applied twice (returns 1).
 #:
 #: State JSON: seq, turn, open, mode, started (always); handle, saved (seconds), ttl (ms);
 #: trim (the oldest input id still needed: older entries go, and their answers); answered
 #: ({id: text}); seen ([id]); tx ([history JSON]); tx_limit; final ("stopped" / "failed").
 COMMIT: Final = """
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1] then return 0 end
+local batch = ARGV[1] .. ':' .. ARGV[4]
+if redis.call('HGET', KEYS[1], 'batch') == batch then return 1 end
+redis.call('HSET', KEYS[1], 'batch', batch)
 local d = cjson.decode(ARGV[3])
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], ARGV[i], 'e', ARGV[i + 1], 'a', ARGV[i + 2])
 end
 redis.call('HSET', KEYS[1], 'seq', d.seq, 'turn', d.turn, 'open', d.open, 'mode', d.mode,

@@ -47,6 +47,10 @@ log = logging.getLogger("liveactors.cluster")
 
 #: The local deadline comes this long before the server's lease expiry.
 MARGIN: Final = 0.5
+#: How long a conversation whose connection kept failing waits before a worker tries again
+#: (the service may refuse a resume while the previous owner's socket is still open: a
+#: frozen worker's, say).
+RETRY_DELAY: Final = 5.0
 #: Most conversations one claim takes.
 CLAIM_BATCH: Final = 16
 
@@ -161,14 +165,15 @@ class Worker:
         self._work.set()
 
     async def release(self, name: str, token: str, how: str) -> None:
-        """Give a lease back: ``"orphan"`` for another worker to take now, ``"remove"`` when
-        the conversation ended."""
+        """Give a lease back: ``"orphan"`` for another worker to take now, ``"retry"`` for
+        one to take after ``RETRY_DELAY`` (its connection kept failing here), ``"remove"``
+        when the conversation ended."""
         keys = self.keys
         await self.redis.script(
             f"release {name!r}",
             _scripts.RELEASE,
             [keys.leases, keys.owners],
-            [name, token, how, keys.wake],
+            [name, token, how, keys.wake, round(RETRY_DELAY * 1000)],
         )
 
     # -- leases -----------------------------------------------------------------------------------
