@@ -27,12 +27,9 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Final
 
-import coredis
-import coredis.exceptions
-
 from .._handles import HANDLE_VALIDITY, StoredHandle
 from ._keys import Keys
-from ._redis import ClusterUnavailable, RedisTarget
+from ._redis import ClusterUnavailable, RedisClient, RedisTarget
 
 __all__ = ["ClusterUnavailable", "RedisHandleStore"]
 
@@ -152,19 +149,14 @@ class RedisHandleStore:
     @asynccontextmanager
     async def _client(
         self, what: str, *, secrets: Iterable[str] = ()
-    ) -> AsyncIterator[coredis.Redis[str]]:
-        """A connected client for one operation; what goes wrong becomes
-        :class:`ClusterUnavailable` naming ``what``, with the password and ``secrets``
-        redacted. Cancellations pass through untouched."""
+    ) -> AsyncIterator[RedisClient]:
+        """A connected client for one operation (one server, a Redis Cluster or Sentinel's
+        primary: whatever the URL names); what goes wrong becomes :class:`ClusterUnavailable`
+        naming ``what``, with the passwords and ``secrets`` redacted. Cancellations pass
+        through untouched."""
         target = self._target
         try:
-            client: coredis.Redis[str] = coredis.Redis.from_url(
-                target.secret_url,
-                decode_responses=True,
-                pool_timeout=target.timeout,
-                **target.connection_options(),
-            )
-            async with client:
+            async with target.connect(bounded_replies=True) as client:
                 yield client
         except Exception as exc:  # a group of Exceptions only: a Cancelled is a BaseException
             raise target.unavailable(what, exc, secrets) from None
