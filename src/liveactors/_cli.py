@@ -1,4 +1,4 @@
-"""The ``liveactors`` command line: demo, chat, worker, fake-server, bench."""
+"""The ``liveactors`` command line: demo, chat, serve, worker, fake-server, bench."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "worker": (
         "liveactors._cli_worker",
         "Run one worker of a cluster sharing Redis / Valkey (SIGTERM drains it).",
+    ),
+    "serve": (
+        "liveactors._cli_serve",
+        "Serve a voice-chat page and its conversation socket (Hypercorn on trio).",
     ),
     "fake-server": ("liveactors.testing._cli", "Run the fake Live API server."),
     "bench": ("liveactors._cli_bench", "Run the benchmarks (from a source checkout)."),
