@@ -387,14 +387,16 @@ class Owned:
             return
         if journal.pending:
             self._queue(journal.take())
-        delay = 0.1
+        delay = 0.05
         with trio.move_on_after(patience):
             while self._unwritten:
                 try:
                     await self._write(self._unwritten[0])
                 except ClusterUnavailable:
+                    # Soon after Redis is back, before other workers take the orphan (they
+                    # leave it alone for ``RESYNC`` seconds after an outage).
                     await trio.sleep(delay)
-                    delay = min(1.0, delay * 2)
+                    delay = min(0.25, delay * 2)
                 except LeaseLost:
                     return
 

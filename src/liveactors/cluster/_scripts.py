@@ -60,7 +60,8 @@ if owner and owner ~= '' then redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4]) e
 return {1, id, redis.call('HGET', KEYS[1], 'seq')}
 """
 
-#: KEYS: leases, owners, fence. ARGV: worker, lease ms, cluster cap (0: none), at most how many.
+#: KEYS: leases, owners, fence. ARGV: worker, lease ms, cluster cap (0: none), at most how
+#: many, "1" to take orphans too ("0": only conversations waiting for a worker).
 #: Returns {name1, fence1, name2, fence2, ...}: conversations waiting or orphaned, now leased.
 CLAIM: Final = (
     _NOW
@@ -71,7 +72,12 @@ if cap > 0 then
   free = math.min(free, cap - redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'))
 end
 if free <= 0 then return {} end
-local names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, free)
+local names
+if ARGV[5] == '1' then
+  names = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, free)
+else
+  names = redis.call('ZRANGEBYSCORE', KEYS[1], 0, 0, 'LIMIT', 0, free)
+end
 local out = {}
 for _, n in ipairs(names) do
   local f = redis.call('INCR', KEYS[3])

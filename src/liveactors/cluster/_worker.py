@@ -51,6 +51,9 @@ MARGIN: Final = 0.5
 #: (the service may refuse a resume while the previous owner's socket is still open: a
 #: frozen worker's, say).
 RETRY_DELAY: Final = 5.0
+#: After Redis was unreachable, how long a worker leaves the orphans it finds (the leases
+#: that ran out during the outage) to their previous owners' late writes.
+RESYNC: Final = 1.5
 #: Most conversations one claim takes.
 CLAIM_BATCH: Final = 16
 
@@ -86,6 +89,9 @@ class Worker:
         self.events_cap = events_cap
         self.restart = restart
         self.owned: dict[str, Owned] = {}
+        #: Redis was unreachable from here, and since when it answers again.
+        self._cut_off = False
+        self._back_at: float | None = None
         self.draining = False
         #: Set once a drain began and every conversation left.
         self.drained = trio.Event()
@@ -116,7 +122,10 @@ class Worker:
                 try:
                     taken = await self._claim()
                 except ClusterUnavailable as exc:
+                    self._contact(lost=True)
                     log.warning("worker %s: %s", self.id, exc)
+                else:
+                    self._contact(lost=False)
             if taken and self.free:
                 continue
             self._work = trio.Event()
@@ -135,6 +144,7 @@ class Worker:
                 round(self.lease * 1000),
                 self.cluster_max_sessions or 0,
                 min(CLAIM_BATCH, self.free),
+                "1" if self._orphans_ok() else "0",
             ],
         )
         deadline = sent + self.lease - MARGIN
@@ -159,6 +169,25 @@ class Worker:
             del self.owned[owned.name]
         if self.draining and not self.owned:
             self.drained.set()
+
+    def _contact(self, *, lost: bool) -> None:
+        """Track Redis being reachable: when it comes back after an outage, the owners of
+        the leases that ran out meanwhile get a moment to write what they recorded."""
+        if lost:
+            self._back_at = None
+            self._cut_off = True
+        elif self._back_at is None:
+            self._back_at = trio.current_time()
+
+    def _orphans_ok(self) -> bool:
+        """Whether to take orphans now: not right after an outage of Redis (every lease ran
+        out at once; their owners are alive and writing late: see ``Owned.write_late``)."""
+        if not self._cut_off or self._back_at is None:
+            return not self._cut_off
+        if trio.current_time() - self._back_at < RESYNC:
+            return False
+        self._cut_off = False
+        return True
 
     def work_waiting(self) -> None:
         """A notice: some conversation waits for a worker."""
@@ -195,8 +224,10 @@ class Worker:
                 "renew leases", _scripts.RENEW, [keys.leases, keys.owners, keys.workers], args
             )
         except ClusterUnavailable as exc:
+            self._contact(lost=True)
             log.warning("worker %s: %s (conversations run on until their leases end)", self.id, exc)
             return
+        self._contact(lost=False)
         gone = set(lost)
         deadline = sent + self.lease - MARGIN
         for o in owned:

@@ -12,6 +12,7 @@ and ``turnComplete``. Steps:
   the responder is called again for the same turn, with ``tool_results`` filled in (steps after
   the call are dropped). NON_BLOCKING calls let the turn go on.
 * :class:`Pause` — wait (inside the turn, so barge-in can interrupt it).
+* :class:`Hold` — wait inside the turn until a test's gate opens.
 * :class:`SendPart`, :class:`SendMessage` — any model part or any raw server message.
 * :class:`WaitForInput` — end the turn as waiting for the user to go on (``waitingForInput``,
   ``turnCompleteReason``).
@@ -34,6 +35,7 @@ __all__ = [
     "CallTool",
     "CloseConnection",
     "DropConnection",
+    "Hold",
     "Pause",
     "Reply",
     "Responder",
@@ -100,6 +102,14 @@ class Pause:
 
 
 @attrs.frozen
+class Hold:
+    """Wait inside the turn until ``until()`` returns: a test's gate, to freeze turns at a
+    chosen point (say, just before their end, to kill a client mid-turn)."""
+
+    until: Callable[[], Awaitable[None]]
+
+
+@attrs.frozen
 class SendPart:
     """Send one ``modelTurn`` chunk with this part (``executableCode``, ``thought``, ...)."""
 
@@ -138,6 +148,7 @@ Step: TypeAlias = (
     Say
     | CallTool
     | Pause
+    | Hold
     | SendPart
     | SendMessage
     | WaitForInput
@@ -151,6 +162,7 @@ _STEP_TYPES = (
     Say,
     CallTool,
     Pause,
+    Hold,
     SendPart,
     SendMessage,
     WaitForInput,

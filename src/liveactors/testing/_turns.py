@@ -36,6 +36,7 @@ from ._model import (
     CallTool,
     CloseConnection,
     DropConnection,
+    Hold,
     Pause,
     Say,
     SendMessage,
@@ -144,6 +145,12 @@ async def run_turn(conn: Connection, turn: RunningTurn) -> None:
                     return
         elif isinstance(step, Pause):
             if not await turn.sleep(step.seconds):
+                return
+        elif isinstance(step, Hold):
+            with trio.CancelScope() as turn.wait_scope:
+                await step.until()
+            turn.wait_scope = None
+            if turn.interrupted:
                 return
         elif turn.interrupted:
             return
