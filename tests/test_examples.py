@@ -102,6 +102,16 @@ EXPECTED: dict[str, list[str]] = {
         "< echo #2: Bye.",
         "served 2 clients, each in its own conversation",
     ],
+    "fastapi_app.py": [
+        HEADER,
+        "serving on ws://127.0.0.1:",
+        "[ada] < echo #1: Hi, I am Ada.",
+        "[ada] < echo #2: What is my name?",
+        "[bob] < echo #1: Hello from Bob!",
+        "[bob] < echo #2: Bye.",
+        "served 2 clients, each in its own conversation",
+        "every question answered exactly once: True",
+    ],
 }
 
 
