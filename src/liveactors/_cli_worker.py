@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis",
         default=os.environ.get("LIVEACTORS_REDIS_URL"),
         metavar="URL",
-        help="redis://, rediss:// or unix:// URL (default: LIVEACTORS_REDIS_URL, which keeps "
-        "a password out of the process list)",
+        help="redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL "
+        "(default: LIVEACTORS_REDIS_URL, which keeps a password out of the process list)",
     )
     parser.add_argument("--id", default=None, help="this worker's id (default: a random one)")
     parser.add_argument(

@@ -3,7 +3,9 @@
 A command returns once it is on the conversation's input stream in Redis (a script appends it
 only while the conversation takes input, and notifies its owner): from then on it is answered
 exactly once, whatever worker dies. Arguments are checked here first, as for a local
-:class:`~liveactors.ConversationRef`, so nothing the owner cannot send is ever accepted.
+:class:`~liveactors.ConversationRef`, so nothing the owner cannot send is ever accepted. (One
+thing only the owner can check: a tool response must answer a call still pending when it gets
+there; one that a reconnect or a cancellation overtook is dropped, as in one process.)
 
 Events come from the conversation's event stream, whose entry ids are ``<seq>-1``: a
 subscription starts at any ``seq`` and, after a disconnect or a failover, carries on from the
