@@ -188,6 +188,10 @@ class Bus:
         self._everywhere: list[Subscription] = []
         #: Events dropped by a conversation's subscribers that have since left.
         self._dropped_by_gone: dict[str, int] = {}
+        #: By overflow policy, what the subscriptions that ended were handed (delivered,
+        #: buffered or dropped) and dropped: ``liveactors.metrics`` adds the open ones'.
+        self.retired_events: dict[str, int] = {}
+        self.retired_dropped: dict[str, int] = {}
 
     def dropped(self, conversation: str) -> int:
         """Events dropped so far by ``conversation``'s own subscribers, present and gone."""
@@ -257,15 +261,24 @@ class Bus:
         if sub.conversation is None:
             if sub in self._everywhere:
                 self._everywhere.remove(sub)
+                self._retire(sub)
             return
         subs = self._by_conversation.get(sub.conversation)
         if subs is not None and sub in subs:
             subs.remove(sub)
+            self._retire(sub)
             if sub.dropped:
                 gone = self._dropped_by_gone
                 gone[sub.conversation] = gone.get(sub.conversation, 0) + sub.dropped
             if not subs:
                 del self._by_conversation[sub.conversation]
+
+    def _retire(self, sub: Subscription) -> None:
+        """Keep what a leaving subscription was handed, for the metrics' totals."""
+        policy = sub.overflow
+        handed = sub.delivered + len(sub._queue) + sub.dropped
+        self.retired_events[policy] = self.retired_events.get(policy, 0) + handed
+        self.retired_dropped[policy] = self.retired_dropped.get(policy, 0) + sub.dropped
 
     def publish_nowait(self, event: ev.Event, *, force: bool = False) -> list[Subscription] | None:
         """Deliver ``event`` to every subscriber that has room; returns those it must wait

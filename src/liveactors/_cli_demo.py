@@ -8,6 +8,9 @@ answered exactly once.
 The conversations run on the default model (gemini-3.8-live, as the fake plays it), with the
 default config: the model answers in speech, and each reply's text is the transcript of that
 speech, which liveactors asks for by default.
+
+``--metrics-port M`` (with the ``metrics`` extra) serves the Prometheus metrics of the run on
+``http://127.0.0.1:M/metrics`` while it lasts (0 picks a free port; the URL is printed).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import attrs
@@ -64,6 +68,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plain", action="store_true", help="print progress lines instead of a live table"
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="M",
+        help="serve Prometheus metrics on http://127.0.0.1:M/metrics during the run (0 picks a "
+        "free port; needs the metrics extra)",
+    )
+    parser.add_argument(
         "--cluster",
         action="store_true",
         help="run the conversations on worker processes sharing an embedded Valkey, and kill "
@@ -85,13 +97,39 @@ class _Row:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 when every question was answered exactly once."""
     if args.cluster:
+        if args.metrics_port is not None:
+            print("--metrics-port is not available with --cluster", file=sys.stderr)
+            return 2
         return _cli_demo_cluster.run(args)
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            print("need 0 <= --metrics-port <= 65535", file=sys.stderr)
+            return 2
+        try:
+            from . import metrics  # noqa: F401
+        except ImportError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     args.conversations = 8 if args.conversations is None else args.conversations
     args.duration = 12.0 if args.duration is None else args.duration
     if args.conversations < 1 or args.duration <= 0 or args.lifetime <= 1.0:
         print("need --conversations >= 1, --duration > 0 and --lifetime > 1", file=sys.stderr)
         return 2
-    return trio.run(_demo, args)
+    with _metrics(args.metrics_port, sys.stdout):
+        return trio.run(_demo, args)
+
+
+@contextmanager
+def _metrics(port: int | None, out: TextIO) -> Iterator[None]:
+    """Serve the metrics on ``port`` while the block runs (nothing when None)."""
+    if port is None:
+        yield
+        return
+    from . import metrics
+
+    with metrics.serve(port) as server:
+        print(f"metrics on {server.url}", file=out, flush=True)
+        yield
 
 
 async def _demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,13 @@ in this process: the page never sees it.
 
 Prints ``READY <url>`` on stdout once listening (``--port 0`` picks a free port); SIGINT or
 SIGTERM shuts down gracefully.
+
+``--metrics-port M`` (with the ``metrics`` extra) also serves Prometheus metrics on
+``http://HOST:M/metrics`` (0 picks a free port), printed as ``METRICS <url>`` on the line after
+``READY``. They are served by prometheus-client's HTTP server in a thread of its own rather than
+by the Hypercorn app: the metrics stay off the public port and its origin checks, and answer
+even while the trio loop is busy; each scrape still reads the orchestrator in its trio thread
+(see ``liveactors.metrics``).
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import trio
@@ -41,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="M",
-        help="port for metrics (accepted, but metrics are not built yet: ignored)",
+        help="also serve Prometheus metrics on http://HOST:M/metrics (0 picks a free port; "
+        "needs the metrics extra)",
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
     parser.add_argument("--system", default=None, help="system instruction of every conversation")
@@ -76,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
         print("liveactors serve: need 0 <= --port <= 65535 and --keep-for >= 0", file=sys.stderr)
         return 2
     if args.metrics_port is not None:
-        print(
-            "liveactors serve: warning: metrics are not built yet; --metrics-port is ignored",
-            file=sys.stderr,
-        )
+        if not 0 <= args.metrics_port <= 65535:
+            print("liveactors serve: need 0 <= --metrics-port <= 65535", file=sys.stderr)
+            return 2
+        try:
+            from . import metrics  # noqa: F401
+        except ImportError as exc:
+            print(f"liveactors serve: {exc}", file=sys.stderr)
+            return 2
     try:
         return trio.run(_serve, args)
     except KeyboardInterrupt:
@@ -120,20 +132,40 @@ async def _serve(args: argparse.Namespace) -> int:
             application = web.app(
                 orch, config=config, keep_for=args.keep_for, allowed_origins=args.allowed_origin
             )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_wait_for_signal, shutdown)
-                urls: list[str] = await nursery.start(
-                    _serve_app, web, application, args.host, args.port, shutdown
-                )
-                print(f"READY {urls[0]}", flush=True)
-                await shutdown.wait()
+            with _metrics_server(args) as metrics_url:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_wait_for_signal, shutdown)
+                    urls: list[str] = await nursery.start(
+                        _serve_app, web, application, args.host, args.port, shutdown
+                    )
+                    print(f"READY {urls[0]}", flush=True)
+                    if metrics_url is not None:
+                        print(f"METRICS {metrics_url}", flush=True)
+                    await shutdown.wait()
     except LiveError as exc:
         print(f"liveactors serve: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the port is taken, the address is not ours
-        print(f"liveactors serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"liveactors serve: cannot listen on {args.host}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+@contextmanager
+def _metrics_server(args: argparse.Namespace) -> Iterator[str | None]:
+    """``--metrics-port``: Prometheus metrics of every orchestrator of the process, served
+    from a thread until the block ends; yields their URL (None: not asked for)."""
+    if args.metrics_port is None:
+        yield None
+        return
+    from . import metrics
+
+    try:
+        server = metrics.serve(args.metrics_port, args.host)
+    except OSError as exc:
+        raise OSError(f"--metrics-port {args.metrics_port}: {exc}") from exc
+    with server:
+        yield server.url
 
 
 async def _serve_app(

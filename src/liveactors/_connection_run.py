@@ -53,7 +53,18 @@ class ConnectionRun:
 
     async def run(self, ready: Callable[[], Awaitable[None]]) -> Ending:
         """Connect and set up, await ``ready()``, then run until the writer ends the connection
-        (returns how) or it fails (raises)."""
+        (returns how) or it fails (raises). The observer (metrics, spans) sees it start and end."""
+        observer = self.sup.observer
+        observer.connection_started(self.sup.connections + 1)
+        try:
+            ending = await self._run(ready)
+        except BaseException as exc:
+            observer.connection_ended(hasattr(self, "link"), None, exc)
+            raise
+        observer.connection_ended(True, ending, None)
+        return ending
+
+    async def _run(self, ready: Callable[[], Awaitable[None]]) -> Ending:
         sup = self.sup
         session, backend = sup.session, sup.backend
         setup = session.connect(sup.connections + 1)
@@ -80,7 +91,8 @@ class ConnectionRun:
             sup.connections += 1
             sup.state = ConversationState.READY
             sup.handoff.new_connection()
-            await sup.publisher.deliver(session.connected())
+            connected = session.connected()
+            await sup.publisher.deliver(connected)
             for frame in session.replay():
                 sup.messages_out += 1
                 await self._send(frame)
@@ -96,6 +108,7 @@ class ConnectionRun:
                     trimmed.chunks,  # type: ignore[attr-defined]
                 )
                 await sup.publisher.deliver(trimmed)
+            sup.observer.connected(connected)  # type: ignore[arg-type]
             await ready()
             try:
                 return await self._pump()
@@ -211,11 +224,14 @@ class ConnectionRun:
         sup, link = self.sup, self.link
         session, publisher = sup.session, sup.publisher
         on_turn = sup.on_turn_complete
+        trace = sup.observer.trace  # None unless liveactors.otel is on: one test per frame
         try:
             while True:
                 frame = await link.receive()
                 sup.messages_in += 1
                 frame_events = session.receive(frame)
+                if trace is not None:
+                    trace.frame(frame_events)
                 for position, event in enumerate(frame_events):
                     try:
                         self._account(event)
@@ -253,14 +269,17 @@ class ConnectionRun:
             sup.tools.cancel(event.ids)  # type: ignore[attr-defined]
         elif kind is ev.Usage:
             sup.tokens += event.metadata.total_token_count or 0  # type: ignore[attr-defined]
+            sup.observer.usage(event.metadata)  # type: ignore[attr-defined]
         elif kind is ev.TurnComplete:
             sup.reconnects.progress()
             self.progress = True
             sup.tools.turn_done(interrupted=event.interrupted)  # type: ignore[attr-defined]
+            sup.observer.turn_complete(event)  # type: ignore[arg-type]
         elif kind is ev.ResumptionUpdate:
             self._resumption(event)  # type: ignore[arg-type]
         elif kind is ev.GoAway:
             sup.handoff.go_away(trio.current_time(), event.time_left)  # type: ignore[attr-defined]
+            sup.observer.go_away(event.time_left)  # type: ignore[attr-defined]
             sup.mailbox.poke()
 
     def _resumption(self, event: ev.ResumptionUpdate) -> None:

@@ -14,6 +14,9 @@ together parts that each have a module:
   session's end); ``spawn(name=...)`` resumes from the newest handle of ``name`` while it is
   younger than ``handle_validity``; a handle the service refuses starts a fresh session.
 * ``_counters.py``: ``statistics()``, summed over the conversations field by field.
+* ``_observe.py``: what ``liveactors.metrics`` reads at scrape time (every open orchestrator is
+  in its weak set, and a closed one's final counters are kept) and the tracing seam of
+  ``liveactors.otel``.
 
 ``subscribe(conversation=name)`` follows the *name*: it sees the conversation running under it
 and every one spawned under it later (``seq`` starts over with each, after the previous one's
@@ -39,6 +42,7 @@ from typing import Any, Final, cast
 
 import trio
 
+from . import _observe
 from . import events as ev
 from ._actor import Actor
 from ._admission import Admission
@@ -111,6 +115,8 @@ class Orchestrator:
         self._counters = Counters()
         self._actors = CustomActors(nursery)
         self._subscriptions: set[Subscription] = set()
+        #: Observability counters beyond the statistics, read by liveactors.metrics.
+        self._telemetry = _observe.Telemetry()
 
     def __repr__(self) -> str:
         state = "closing" if self.closing else "open"
@@ -187,6 +193,7 @@ class Orchestrator:
                 replay_window=self.replay_window,
                 journal=None if hooks is None else hooks.journal,
                 may_send=None if hooks is None else hooks.may_send,
+                telemetry=self._telemetry,
             )
             if hooks is not None:
                 hooks.prepare(entry.supervisor)
@@ -224,6 +231,7 @@ class Orchestrator:
         self._registry.running.discard(entry)
         self._registry.free(entry)
         self._counters.conversation_ended(supervisor.statistics())
+        self._telemetry.events_ended += supervisor.session.tracker.seq
         if not entry.started:
             self._counters.rejected += 1
         elif supervisor.state is ConversationState.FAILED:
@@ -447,6 +455,7 @@ async def open_orchestrator(
                     replay_window=replay_window,
                 )
                 nursery.start_soon(orch._handles.run)
+                _observe.opened(orch)
                 try:
                     yield orch
                 except BaseException:
@@ -461,7 +470,10 @@ async def open_orchestrator(
             if orch is not None:
                 orch._begin_closing()
                 orch._end_subscriptions()
-                await orch._final_flush()
+                try:
+                    await orch._final_flush()
+                finally:
+                    _observe.closed(orch)  # scrapes keep its final counters
     except BaseExceptionGroup as group:
         # Conversations never raise into this nursery; a group here wraps what the body of the
         # ``async with`` raised. Hand that back as itself, not wrapped.

@@ -53,6 +53,7 @@ from ._errors import (
 )
 from ._handoff import Ending, HandoffTimer
 from ._mailbox import Command, Mailbox, SendInput, SendToolResult, Stop
+from ._observe import ConversationObserver, Telemetry
 from ._protocol.session import ProtocolSession
 from ._publish import Publisher
 from ._reconnect import Reconnects
@@ -101,6 +102,7 @@ class Supervisor:
         replay_window: float = 15.0,
         journal: Callable[[ev.Event], None] | None = None,
         may_send: Callable[[], bool] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         """``journal`` sees every event, in ``seq`` order, synchronously, just before it is
         published (a cluster worker records it durably); ``may_send`` is asked before every
@@ -109,7 +111,9 @@ class Supervisor:
 
         ``replay_window``: realtime media (audio and video chunks) sent more than this many
         seconds before the newest is trimmed from the replay buffer, so a long stream neither
-        grows memory nor is replayed whole after a reconnect (``math.inf``: keep it all)."""
+        grows memory nor is replayed whole after a reconnect (``math.inf``: keep it all).
+
+        ``telemetry``: the orchestrator's observability counters (``_observe.py``)."""
         self.name = name
         self.backend = backend
         self.config = session.config
@@ -149,7 +153,12 @@ class Supervisor:
         self.finished = False
         self._finished = trio.Event()
         self._started = False
-        self.tools = ToolRunner(name, actor, non_blocking, self._tool_answered)
+        #: Observability hook points: counters, and spans when liveactors.otel is on. Made
+        #: here, in the spawning task, so a conversation's span nests in the spawner's trace.
+        self.observer = ConversationObserver(
+            name, str(self._setup.get("setup", {}).get("model", "")), telemetry
+        )
+        self.tools = ToolRunner(name, actor, non_blocking, self._tool_answered, self.observer)
         #: The actor's on_turn_complete, when it has one of its own.
         self.on_turn_complete = (
             actor.on_turn_complete
@@ -264,6 +273,7 @@ class Supervisor:
         that it becomes a :class:`~liveactors.events.ConversationFailed` event.
         """
         outcome: LiveError | None = None
+        self.observer.started()
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             try:
@@ -272,7 +282,10 @@ class Supervisor:
                 outcome = exc
             finally:
                 nursery.cancel_scope.cancel()
-                await self.publisher.final_hooks(self._finish(outcome))
+                try:
+                    await self.publisher.final_hooks(self._finish(outcome))
+                finally:
+                    self.observer.finished(self, outcome)
         if outcome is not None and not self._started:
             raise outcome
 
@@ -298,7 +311,9 @@ class Supervisor:
                     # cancelled.", often without a goAway): a planned switch, not a failure.
                     # Everything it sent before closing was read; the ledger replays what it
                     # did not answer. (A 1000 before any progress is a failure: no hot loop.)
-                    await self._handed_off()
+                    await self._handed_off(
+                        "goaway_closed" if self.handoff.holding else "service_close"
+                    )
                     continue
                 await self._recover(exc)
                 continue
@@ -309,11 +324,14 @@ class Supervisor:
                 if type(self.actor).on_stop is not Conversation.on_stop:
                     await self.publisher.hook(self.actor.on_stop)
                 return
-            await self._handed_off()
+            await self._handed_off("goaway")
 
-    async def _handed_off(self) -> None:
-        """A goAway handoff is done on the old connection; the next one resumes."""
+    async def _handed_off(self, cause: str) -> None:
+        """A goAway handoff is done on the old connection; the next one resumes. ``cause``
+        (for the metrics): ``goaway`` (at a resumable point), ``goaway_closed`` (the connection
+        ended after a goAway, before the switch) or ``service_close``."""
         self.handoffs += 1
+        self.observer.handed_off(cause)
         self.state = ConversationState.RECONNECTING
         # The switch may have come mid-turn (the time left ran out first).
         await self._close_cut_turn()
@@ -329,8 +347,14 @@ class Supervisor:
     async def _recover(self, exc: LiveError) -> None:
         """After a failed connection: close the turn it cut, then back off (or give up)."""
         self.state = ConversationState.RECONNECTING
+        self.observer.connection_failed()
         await self._close_cut_turn()
-        backoff = self.reconnects.after(exc, trio.current_time())  # raises to give up
+        try:
+            backoff = self.reconnects.after(exc, trio.current_time())  # raises to give up
+        except LiveError:
+            self.observer.gave_up(exc)
+            raise
+        self.observer.reconnecting(exc, str(exc), backoff.attempt, backoff.delay)
         await self.publisher.deliver(
             self.session.emit(
                 ev.Reconnecting, reason=str(exc), attempt=backoff.attempt, delay=backoff.delay

@@ -27,6 +27,7 @@ from google.genai import types
 
 from ._conversation import Conversation
 from ._errors import InvalidCommand
+from ._observe import ConversationObserver
 from ._protocol import encode
 
 __all__ = ["ToolRunner", "non_blocking_functions"]
@@ -58,6 +59,8 @@ class _Run:
     ids: list[str]
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     response: types.FunctionResponse | None = None
+    #: The call's span (liveactors.otel), made when the call came; None when not tracing.
+    span: object = None
 
 
 class ToolRunner:
@@ -69,8 +72,11 @@ class ToolRunner:
         actor: Conversation,
         non_blocking: frozenset[str],
         answer: Callable[[tuple[types.FunctionResponse, ...]], None],
+        observer: ConversationObserver | None = None,
     ) -> None:
         self._name = name
+        #: Counts outcomes; with tracing on, a span per call, current inside the call's task.
+        self._observer = ConversationObserver(name, "") if observer is None else observer
         self._actor = actor
         self._non_blocking = non_blocking
         self._answer_with = answer
@@ -97,10 +103,11 @@ class ToolRunner:
                 # The same call again after a reconnect: answer it from the run under way.
                 run.ids.append(call.id)
                 self._runs[call.id] = run
+                self._observer.tool_joined(run.span, call.id)
                 if run.response is not None:
                     self._answer(run, [call.id])
                 continue
-            run = _Run(call, [call.id])
+            run = _Run(call, [call.id], span=self._observer.tool_started(call))
             self._runs[call.id] = run
             self._by_key[key] = run
             nursery.start_soon(self._run, run)
@@ -126,12 +133,23 @@ class ToolRunner:
         self._by_key = {}
 
     async def _run(self, run: _Run) -> None:
+        outcome, error = "cancelled", None
+        try:
+            outcome, error = await self._execute(run)
+        finally:
+            self._observer.tool_finished(run.span, outcome, error)
+
+    async def _execute(self, run: _Run) -> tuple[str, Exception | None]:
+        """Run the call and answer it; returns the outcome (ok, error, cancelled) and error."""
         call = run.call
         result: Any = None
         error: Exception | None = None
         with run.scope:
             try:
-                result = await self._call(call)
+                # The call's span is the current one while the function runs (in this task,
+                # and in the worker thread of a sync function), so the user's spans nest in it.
+                with self._observer.tool_active(run.span):
+                    result = await self._call(call)
             except Exception as exc:  # the user's function failed: the model hears why
                 log.warning(
                     "%s: tool %s raised %s",
@@ -142,7 +160,7 @@ class ToolRunner:
                 )
                 error = exc
         if run.scope.cancelled_caught:
-            return
+            return "cancelled", None
         if error is None:
             try:
                 run.response = self.response_for(call, result)
@@ -152,6 +170,7 @@ class ToolRunner:
         if error is not None:
             run.response = self._error_response(call, error)
         self._answer(run, list(run.ids))
+        return ("ok" if error is None else "error"), error
 
     async def _call(self, call: types.FunctionCall) -> Any:
         """The actor's ``on_tool_call`` (a sync one in a worker thread)."""

@@ -45,10 +45,10 @@ async def test_serve_prints_ready_serves_the_page_and_the_socket_then_stops() ->
         process.send_signal(signal.SIGINT)
         with trio.fail_after(10):
             assert await process.wait() == 0
-        errors = b""
-        while chunk := await process.stderr.receive_some():
-            errors += chunk
-        assert b"metrics are not built yet" in errors
+        while chunk := await process.stdout.receive_some():
+            out += chunk
+        # --metrics-port: Prometheus metrics on a port of their own (tests/observability).
+        assert out.decode().splitlines()[1].startswith("METRICS http://127.0.0.1:")
     finally:
         if process.returncode is None:
             process.kill()
