@@ -647,7 +647,7 @@ async def _kill_one(
     # nobody renews any more and nobody may claim before it.
     expiry = {}
     for conv in moved:
-        score = await client.redis.client.zscore(client.keys.leases, conv.name)
+        score = await client.redis.zscore("read a lease", client.keys.leases, conv.name)
         expiry[conv.name] = killed_at + (float(score or 0) / 1000 - killed_epoch)
     # The next kill's target joins now, as a replacement would.
     replaced = trio.Event()

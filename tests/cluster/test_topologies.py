@@ -1,6 +1,7 @@
 """The cluster on the other Redis topologies: a Redis Cluster (``redis+cluster://``) and a
 primary found through Sentinel (``redis+sentinel://``), each a real set of Valkey processes,
-with coredis on trio (the test run's own loop; coredis runs on it through anyio).
+on trio (the test run's own loop; on a Redis Cluster through coredis, which runs on it through
+anyio).
 
 On a Redis Cluster every key of a conversation shares the hash tag ``{<name>}`` and the
 cluster-wide keys share ``{cluster}``, so each script runs on the node serving its keys; the
@@ -162,9 +163,10 @@ async def _handle_store_round_trip(store: RedisHandleStore, names: tuple[str, ..
 async def test_what_the_cluster_uses_works_on_a_redis_cluster(
     valkey_cluster: ValkeyCluster,
 ) -> None:
-    """Each operation the workers and clients use, on RedisCluster under trio: scripts routed by
-    their keys on every node, streams, sorted sets, hashes, PUBLISH from a client and from
-    inside a script, a subscription that hears all of them, a pipeline over several nodes."""
+    """Each operation the workers and clients use (:class:`Redis`'s methods), on RedisCluster
+    under trio: scripts routed by their keys on every node, streams (a follower too), sorted
+    sets, hashes, PUBLISH from a client and from inside a script, a subscription that hears
+    all of them, a pipeline over several nodes."""
     assert sniffio.current_async_library() == "trio"
     target = RedisTarget(valkey_cluster.url(nodes=1), prefix="prims", timeout=5)
     assert target.kind == "cluster"
@@ -189,9 +191,22 @@ async def test_what_the_cluster_uses_works_on_a_redis_cluster(
         "return redis.call('XADD', KEYS[2], ARGV[2], 'c', ARGV[1])"
     )
     async with target.open() as redis:
-        client = redis.client
         channel = "prims:notices"
-        async with client.pubsub(channels=[channel]) as pubsub:
+        heard: list[str] = []
+        subscribed = trio.Event()
+        all_heard = trio.Event()
+
+        async def listen() -> None:
+            async with redis.subscribe([channel], on_subscribed=subscribed.set) as messages:
+                async for _, data in messages:
+                    heard.append(data.decode())
+                    if len(heard) == len(names) + 1:
+                        all_heard.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+            with trio.fail_after(5):
+                await subscribed.wait()
             for n, name in enumerate(names):
                 conv = keys.conversation(name)
                 entry = await redis.script(
@@ -199,38 +214,34 @@ async def test_what_the_cluster_uses_works_on_a_redis_cluster(
                 )
                 assert entry == f"{n + 1}-1"
                 assert await redis.script("publish", publish, [conv.meta], [channel, name]) == name
-                assert await redis.call("hget", client.hget(conv.meta, "x")) == name
-                assert await redis.call("hmget", client.hmget(conv.meta, ["x", "y"])) == (
-                    name,
-                    None,
-                )
-                entries = await redis.call("xrange", client.xrange(conv.input, "-", "+"))
-                assert [str(e.identifier) for e in entries] == [f"{n + 1}-1"]
-                read = await redis.call("xread", client.xread({conv.input: "0-0"}, block=100))
-                assert read is not None and len(read[conv.input]) == 1
-            await redis.call("zadd", client.zadd(keys.leases, dict.fromkeys(names, 0)))
-            assert await redis.call("zrange", client.zrange(keys.leases, 0, -1)) == tuple(
-                sorted(names)
-            )
-            await redis.call("publish", client.publish(channel, "from a client"))
-            heard: list[str] = []
+                assert await redis.hget("hget", conv.meta, "x") == name
+                assert await redis.hmget("hmget", conv.meta, ["x", "y"]) == [name, None]
+                assert await redis.hgetall("hgetall", conv.meta) == {"x": name}
+                entries = await redis.xrange("xrange", conv.input)
+                assert entries == [(f"{n + 1}-1", {"c": name.encode()})]
+                read = await redis.xread("xread", {conv.input: "0-0"}, block=100)
+                assert read == {conv.input: entries}
+                # A follower of the stream (its own blocking reads, on a cluster).
+                async with redis.follow("follow", conv.input, "0-0") as feed:
+                    assert await feed.read() == entries
+            assert await redis.zadd("zadd", keys.leases, dict.fromkeys(names, 0)) == len(names)
+            assert await redis.zadd("zadd", keys.leases, {names[0]: 5}, nx=True) == 0
+            assert await redis.zscore("zscore", keys.leases, names[0]) == 0
+            assert await redis.zrange("zrange", keys.leases) == sorted(names)
+            await redis.publish("publish", channel, "from a client")
             with trio.fail_after(5):
-                async for message in pubsub:
-                    if message.get("type") == "message":
-                        heard.append(str(message["data"]))
-                        if len(heard) == len(names) + 1:
-                            break
-            assert heard == [*names, "from a client"]
+                await all_heard.wait()
+            nursery.cancel_scope.cancel()
+        assert heard == [*names, "from a client"]
         # A blocking read on an empty stream ends empty after its block.
         empty = keys.conversation("nothing-here").events
-        assert await redis.call("xread", client.xread({empty: "0-0"}, block=50)) is None
+        assert await redis.xread("xread", {empty: "0-0"}, block=50) == {}
         # A pipeline of scripts whose keys live on different nodes (as save_many sends).
-        script = client.register_script("return redis.call('HSET', KEYS[1], 'p', ARGV[1])")
-        async with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                script([keys.conversation(name).meta], [f"piped-{name}"], client=pipe)
+        script = "return redis.call('HSET', KEYS[1], 'p', ARGV[1])"
+        calls = [([keys.conversation(name).meta], [f"piped-{name}"]) for name in names]
+        assert await redis.scripts("pipe", script, calls) == [1] * len(names)
         for name in names:
-            assert await client.hget(keys.conversation(name).meta, "p") == f"piped-{name}"
+            assert await redis.hget("hget", keys.conversation(name).meta, "p") == f"piped-{name}"
 
 
 async def test_a_full_run_on_a_redis_cluster(valkey_cluster: ValkeyCluster) -> None:
@@ -317,15 +328,15 @@ async def _check_open_contract(target: RedisTarget) -> None:
     """One client for the block; the block's own error and a cancellation come out as they
     are."""
     async with target.open() as redis:
-        assert await redis.call("ping", redis.client.ping()) == "PONG"
-        assert await redis.call("ping", redis.client.ping()) == "PONG"
+        assert await redis.ping() == "PONG"
+        assert await redis.ping() == "PONG"
     with pytest.raises(KeyError, match="mine"):
         async with target.open() as redis:
-            await redis.call("ping", redis.client.ping())
+            await redis.ping()
             raise KeyError("mine")
     with trio.move_on_after(0.2) as scope:
         async with target.open() as redis:
-            await redis.call("ping", redis.client.ping())
+            await redis.ping()
             await trio.sleep_forever()
     assert scope.cancelled_caught
 

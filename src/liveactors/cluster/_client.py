@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
-from coredis.tokens import PureToken
 from google.genai import types
 
 from .. import events as ev
@@ -60,10 +59,10 @@ class ClusterClient:
         created = await self.redis.script(f"create {name!r}", _scripts.SPAWN, keys.all(), [stored])
         if not created:
             raise InvalidCommand(f"a conversation named {name!r} is running in the cluster")
-        await self.redis.call(
-            f"offer {name!r} to the workers",
-            _offer(self.redis, self.keys, name),
-        )
+        what = f"offer {name!r} to the workers"
+        # NX: a retried spawn must not reset the lease of a worker that claimed it meanwhile.
+        await self.redis.zadd(what, self.keys.leases, {name: 0}, nx=True)
+        await self.redis.publish(what, self.keys.wake, name)
         if ready_timeout is None:
             return conv
         with trio.move_on_after(ready_timeout) as waited:
@@ -87,10 +86,7 @@ class ClusterClient:
 
     async def conversations(self) -> list[str]:
         """The names of the conversations the cluster runs or queues now."""
-        names = await self.redis.call(
-            "list the conversations", self.redis.client.zrange(self.keys.leases, 0, -1)
-        )
-        return sorted(str(n) for n in names)
+        return sorted(await self.redis.zrange("list the conversations", self.keys.leases))
 
     async def stop(self, name: str, *, grace: float = 5.0) -> None:
         """Stop ``name`` (see :meth:`RemoteConversation.stop`)."""
@@ -98,20 +94,12 @@ class ClusterClient:
 
     async def config_of(self, name: str) -> types.LiveConnectConfig:
         """The config ``name`` was spawned with."""
-        raw = await self.redis.call(
-            f"read the config of {name!r}",
-            self.redis.client.hget(self.keys.conversation(name).meta, "config"),
+        raw = await self.redis.hget(
+            f"read the config of {name!r}", self.keys.conversation(name).meta, "config"
         )
         if raw is None:
             raise KeyError(f"no conversation named {name!r} in the cluster")
-        return types.LiveConnectConfig.model_validate(json.loads(str(raw)))
-
-
-async def _offer(redis: Redis, keys: Keys, name: str) -> None:
-    client = redis.client
-    # NX: a retried spawn must not reset the lease of a worker that claimed it meanwhile.
-    await client.zadd(keys.leases, {name: 0}, condition=PureToken.NX)
-    await client.publish(keys.wake, name)
+        return types.LiveConnectConfig.model_validate(json.loads(raw))
 
 
 def _config_json(config: ConfigLike, model: str, platform: Platform) -> str:

@@ -12,8 +12,8 @@ saving the same name at once cannot interleave). A delete writes a tombstone (an
 with its time) under the same rule, so an older save arriving after it cannot bring a
 forgotten handle back.
 
-Each operation opens a connection of its own (a batch of handles is one connection and one
-pipeline): coredis keeps its pool in an anyio task group that must be entered and left by one
+Each operation opens a client of its own (a batch of handles is one connection and one
+pipeline): a client's connections live in a nursery that must be entered and left by one
 task, and a store is called from several (the orchestrator's handle writer, ``spawn``, the
 final flush at shutdown).
 """
@@ -23,13 +23,12 @@ from __future__ import annotations
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Final
 
 from .._handles import HANDLE_VALIDITY, StoredHandle
 from ._keys import Keys
-from ._redis import ClusterUnavailable, RedisClient, RedisTarget
+from ._redis import ClusterUnavailable, RedisTarget
 
 __all__ = ["ClusterUnavailable", "RedisHandleStore"]
 
@@ -48,7 +47,7 @@ return 1
 
 
 class RedisHandleStore:
-    """A :class:`~liveactors.HandleStore` in Redis or Valkey (≥ 7), through coredis.
+    """A :class:`~liveactors.HandleStore` in Redis or Valkey (≥ 7).
 
     * ``url``: ``redis://[user[:password]@]host[:port][/db]``, ``rediss://...`` (TLS) or
       ``unix://[:password]@/path/to.sock``; the password never shows in a ``repr``, a log line
@@ -97,8 +96,9 @@ class RedisHandleStore:
 
     async def load(self, name: str) -> StoredHandle | None:
         """The handle saved for ``name``, if any (and not expired or deleted)."""
-        async with self._client(f"load the handle of {name!r}") as client:
-            handle, saved_at = await client.hmget(self.key(name), ["h", "t"])
+        what = f"load the handle of {name!r}"
+        async with self._target.open(what=what) as redis:
+            handle, saved_at = await redis.hmget(what, self.key(name), ["h", "t"])
         if not handle or saved_at is None:
             return None
         return StoredHandle(handle, float(saved_at))
@@ -128,35 +128,19 @@ class RedisHandleStore:
             for name, h in handles.items()
         ]
         what = f"save {len(items)} handle(s)"
-        async with self._client(what, secrets=[handle for _, handle, _ in items]) as client:
-            script = client.register_script(_SAVE_SCRIPT)
-            async with client.pipeline(transaction=False) as pipe:
-                for name, handle, when in items:
-                    script([self.key(name)], self._args(handle, when), client=pipe)
+        secrets = [handle for _, handle, _ in items]
+        calls = [([self.key(name)], self._args(handle, when)) for name, handle, when in items]
+        async with self._target.open(what=what, secrets=secrets) as redis:
+            await redis.scripts(what, _SAVE_SCRIPT, calls, secrets=secrets)
 
     async def delete(self, name: str, *, deleted_at: float | None = None) -> None:
         """Forget ``name``: a tombstone that an older save cannot overwrite."""
         stamp = time.time() if deleted_at is None else deleted_at
-        async with self._client(f"delete the handle of {name!r}") as client:
-            script = client.register_script(_SAVE_SCRIPT)
-            await script([self.key(name)], self._args("", stamp))
+        what = f"delete the handle of {name!r}"
+        async with self._target.open(what=what) as redis:
+            await redis.script(what, _SAVE_SCRIPT, [self.key(name)], self._args("", stamp))
 
     # -- inside ----------------------------------------------------------------------------------
 
     def _args(self, handle: str, stamp: float) -> list[str]:
         return [handle, repr(float(stamp)), str(max(1, round(self.validity * 1000)))]
-
-    @asynccontextmanager
-    async def _client(
-        self, what: str, *, secrets: Iterable[str] = ()
-    ) -> AsyncIterator[RedisClient]:
-        """A connected client for one operation (one server, a Redis Cluster or Sentinel's
-        primary: whatever the URL names); what goes wrong becomes :class:`ClusterUnavailable`
-        naming ``what``, with the passwords and ``secrets`` redacted. Cancellations pass
-        through untouched."""
-        target = self._target
-        try:
-            async with target.connect(bounded_replies=True) as client:
-                yield client
-        except Exception as exc:  # a group of Exceptions only: a Cancelled is a BaseException
-            raise target.unavailable(what, exc, secrets) from None

@@ -10,9 +10,11 @@ Theory of operation. A worker that leased a conversation (``_worker.py``) runs a
    input as if sent on an earlier connection, so its first connect is planned like any
    reconnect: resume from the handle, restore answered exchanges as history, send unanswered
    input again (or start a fresh session restoring the history, when the handle cannot tell).
-2. **Run.** The conversation runs in the worker's local orchestrator. A *pump* reads the input
-   stream after the last entry taken and hands each command to the mailbox with its stream id
-   as its tag; a *writer* commits the journal's batches one at a time.
+2. **Run.** The conversation runs in the worker's local orchestrator. A *pump* hands each
+   command of the input stream to the mailbox, in order, with its stream id as its tag: the
+   command that a notice carries when the notice says it follows the last one taken (no read
+   of the stream), else what a read of the stream after the last one taken returns. A
+   *writer* commits the journal's batches one at a time.
 3. **Fencing.** Every frame the conversation sends asks :meth:`Owned.may_act` first: false
    once the local lease deadline (renewal sent + lease - margin, always before the server's
    expiry) has passed. A commit refused for its fence, a renewal that finds another owner, or
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -41,6 +44,7 @@ from . import _scripts
 from ._commands import decode_command
 from ._handle_store import ClusterUnavailable
 from ._journal import Batch, Journal
+from ._resp import stream_id
 
 if TYPE_CHECKING:
     from ._worker import Worker
@@ -54,6 +58,10 @@ log = logging.getLogger("liveactors.cluster")
 POLL: Final = 5.0
 #: Entries the pump reads per call.
 BATCH: Final = 256
+#: Notices whose commands wait for the pump, at most (beyond: it reads the stream instead).
+OFFERED: Final = 1024
+#: The longest command a notice carries (a longer one is read from the stream).
+NOTICE_COMMAND: Final = 64 * 1024
 #: How long a worker whose lease ran out (Redis unreachable) keeps trying to write what it
 #: had recorded, once Redis answers again.
 LATE_PATIENCE: Final = 30.0
@@ -90,6 +98,10 @@ class Owned:
         self.journal: Journal | None = None
         self._last_input = "0-0"
         self._poke = trio.Event()
+        #: Read the input stream next (else take what notices carry).
+        self._read_next = True
+        #: Input the notices carried, not taken yet: (previous id, id, command).
+        self._offered: deque[tuple[str, str, bytes]] = deque()
         self._scope = trio.CancelScope()
         self._pump_scope = trio.CancelScope()
         #: Set when the writer finished a batch or went idle (what a flush waits on).
@@ -129,7 +141,19 @@ class Owned:
         self._scope.cancel()
 
     def poke(self) -> None:
-        """Input arrived on the stream."""
+        """Input may have arrived on the stream: read it."""
+        self._read_next = True
+        self._poke.set()
+
+    def offer(self, prev: str, entry_id: str, raw: bytes) -> None:
+        """A notice of input ``entry_id`` (``raw``: its command, empty when too long to carry),
+        appended right after ``prev``: the pump takes it as is when ``prev`` is the last input
+        it took, and reads the stream otherwise."""
+        if len(self._offered) >= OFFERED:
+            self._offered.clear()
+            self._read_next = True
+        else:
+            self._offered.append((prev, entry_id, raw))
         self._poke.set()
 
     # -- the run ----------------------------------------------------------------------------------
@@ -276,51 +300,78 @@ class Owned:
     # -- input ------------------------------------------------------------------------------------
 
     async def _pump(self) -> None:
+        """Hand the input to the conversation, in stream order: the commands that notices
+        carry (see :meth:`offer`) while they follow on from the last one taken, else what a
+        read of the stream after it returns."""
         redis, ref = self.worker.redis, self.ref
         assert ref is not None
-        sup = ref._sup
         with self._pump_scope:
             while True:
                 self._poke = trio.Event()
-                try:
-                    entries = await redis.call(
-                        f"read the input of {self.name!r}",
-                        redis.client.xrange(
-                            self.keys.input, f"({self._last_input}", "+", count=BATCH
-                        ),
-                    )
-                except ClusterUnavailable as exc:
-                    # The conversation runs on meanwhile (until the lease deadline).
-                    log.warning("%s: %s", self.name, exc)
-                    with trio.move_on_after(0.5):
-                        await self._poke.wait()
-                    continue
-                for entry in entries:
-                    entry_id = str(entry.identifier)
-                    self._last_input = entry_id
+                if not self._read_next:
+                    while self._offered:
+                        prev, entry_id, raw = self._offered.popleft()
+                        if stream_id(entry_id) <= stream_id(self._last_input):
+                            continue  # a read took it already
+                        if prev != self._last_input or not raw:
+                            self._read_next = True  # one came in between, or it was too long
+                            break
+                        if not await self._take(entry_id, raw):
+                            return
+                if self._read_next:
+                    self._offered.clear()
                     try:
-                        cmd = decode_command(str(entry.field_values["c"]))
-                    except (KeyError, ValueError) as exc:
-                        log.error("%s: skipped input %s: %s", self.name, entry_id, exc)
+                        entries = await redis.xrange(
+                            f"read the input of {self.name!r}",
+                            self.keys.input,
+                            f"({self._last_input}",
+                            "+",
+                            count=BATCH,
+                        )
+                    except ClusterUnavailable as exc:
+                        # The conversation runs on meanwhile (until the lease deadline).
+                        log.warning("%s: %s", self.name, exc)
+                        with trio.move_on_after(0.5):
+                            await self._poke.wait()
                         continue
-                    if cmd.kind == "stop":
-                        await ref.stop(grace=cmd.grace)
-                        return
-                    if cmd.kind == "tool":
-                        try:
-                            await ref.send_tool_response(list(cmd.responses))
-                        except InvalidCommand as exc:
-                            log.info("%s: tool response %s not sent: %s", self.name, entry_id, exc)
-                        continue
-                    message = _wire(sup, cmd)
-                    if message is not None:
-                        # (What it changes in the record, the next event's batch writes.)
-                        await sup.submit(message, tag=entry_id)
-                if len(entries) < BATCH:
-                    # Read everything there was: wait for a notice of more (one that came
-                    # during the read is kept, since the event was made before it).
-                    with trio.move_on_after(POLL):
+                    # Read everything there was (else read on); then notices say what comes.
+                    self._read_next = len(entries) == BATCH
+                    for entry_id, fields in entries:
+                        if not await self._take(entry_id, fields.get("c", b"")):
+                            return
+                if not self._read_next and not self._offered:
+                    # Wait for a notice (one that came meanwhile is kept, since the event was
+                    # made before it); read the stream when none came for a while.
+                    with trio.move_on_after(POLL) as quiet:
                         await self._poke.wait()
+                    if quiet.cancelled_caught:
+                        self._read_next = True
+
+    async def _take(self, entry_id: str, raw: bytes) -> bool:
+        """Hand one input command to the conversation; False after a stop."""
+        ref = self.ref
+        assert ref is not None
+        self._last_input = entry_id
+        try:
+            cmd = decode_command(raw.decode())
+        except (KeyError, TypeError, ValueError) as exc:  # (UnicodeDecodeError: a ValueError)
+            log.error("%s: skipped input %s: %s", self.name, entry_id, exc)
+            return True
+        if cmd.kind == "stop":
+            await ref.stop(grace=cmd.grace)
+            return False
+        if cmd.kind == "tool":
+            try:
+                await ref.send_tool_response(list(cmd.responses))
+            except InvalidCommand as exc:
+                log.info("%s: tool response %s not sent: %s", self.name, entry_id, exc)
+            return True
+        sup = ref._sup
+        message = _wire(sup, cmd)
+        if message is not None:
+            # (What it changes in the record, the next event's batch writes.)
+            await sup.submit(message, tag=entry_id)
+        return True
 
     # -- the record -------------------------------------------------------------------------------
 

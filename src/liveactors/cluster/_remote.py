@@ -10,13 +10,15 @@ there; one that a reconnect or a cancellation overtook is dropped, as in one pro
 Events come from the conversation's event stream, whose entry ids are ``<seq>-1``: a
 subscription starts at any ``seq`` and, after a disconnect or a failover, carries on from the
 last one it saw, without gaps or repeats (the stream keeps the newest ``events_cap`` entries;
-starting before those raises).
+starting before those raises). A client's subscriptions (an ``ask``'s too) share one blocking
+read of all their streams, the stream router of ``_redis.py``: any number of them costs one
+connection, and none holds up the client's commands.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
@@ -26,20 +28,19 @@ import attrs
 from .. import events as ev
 from .._conversation import _check_text
 from .._errors import ConversationStopped, InvalidCommand
-from .._event_codec import event_from_json
 from .._protocol import encode
 from .._reply import Reply, ReplyBuilder
 from .._session_config import manual_vad
 from . import _commands, _scripts
-from ._owned import RETAIN
+from ._journal import decode_event
+from ._owned import NOTICE_COMMAND, RETAIN
+from ._redis import StreamFeed
 
 if TYPE_CHECKING:
     from ._client import ClusterClient
 
 __all__ = ["RemoteConversation", "RemoteState", "RemoteSubscription"]
 
-#: Milliseconds one blocking read waits before looking again (bounds a cancelled read).
-_BLOCK_MS: Final = 1000
 _ENDING: Final = (ev.ConversationClosed, ev.ConversationFailed)
 
 
@@ -60,13 +61,18 @@ class RemoteSubscription:
     """An async iterator over one conversation's events (see the module docstring)."""
 
     def __init__(
-        self, conv: RemoteConversation, types: tuple[type[ev.Event], ...], after: int
+        self,
+        conv: RemoteConversation,
+        types: tuple[type[ev.Event], ...],
+        after: int,
+        feed: StreamFeed,
     ) -> None:
         self._conv = conv
         self._types = types
         #: The last ``seq`` read.
         self.last_seq = after
-        self._buffer: list[tuple[ev.Event, str]] = []
+        self._feed = feed
+        self._buffer: deque[tuple[ev.Event, str]] = deque()
         self._ended = False
 
     def __aiter__(self) -> RemoteSubscription:
@@ -84,32 +90,23 @@ class RemoteSubscription:
             if self._ended:
                 raise StopAsyncIteration
             await self._read()
-        event, answered = self._buffer.pop(0)
+        event, answered = self._buffer.popleft()
         if isinstance(event, _ENDING):
             self._ended = True
         return event, answered
 
     async def _read(self) -> None:
-        conv = self._conv
-        redis = conv._client.redis
-        key = conv._keys.events
-        reply = await redis.call(
-            f"read the events of {conv.name!r}",
-            redis.client.xread({key: f"{self.last_seq}-1"}, count=256, block=_BLOCK_MS),
-        )
-        if not reply:
-            return
-        for entry in reply.get(key, ()):
-            seq = int(str(entry.identifier).partition("-")[0])
+        for entry_id, fields in await self._feed.read():
+            seq = int(entry_id.partition("-")[0])
             if seq != self.last_seq + 1:
                 raise InvalidCommand(
-                    f"events of {conv.name!r} from seq {self.last_seq + 1} to {seq - 1} are "
-                    f"gone: the stream keeps only the newest ones"
+                    f"events of {self._conv.name!r} from seq {self.last_seq + 1} to {seq - 1} "
+                    f"are gone: the stream keeps only the newest ones"
                 )
             self.last_seq = seq
-            fields = entry.field_values
-            event = event_from_json(json.loads(str(fields["e"])))
-            self._buffer.append((event, str(fields.get("a", ""))))
+            event = decode_event(fields["e"])
+            answered = fields.get("a")
+            self._buffer.append((event, answered.decode() if answered else ""))
 
 
 class RemoteConversation:
@@ -215,15 +212,12 @@ class RemoteConversation:
 
     async def state(self) -> RemoteState:
         """Where the conversation is now (``KeyError`` if the cluster does not know it)."""
-        redis = self._client.redis
-        meta = await redis.call(
-            f"read the state of {self.name!r}",
-            redis.client.hmget(self._keys.meta, ["state", "owner", "seq"]),
+        state, owner, seq = await self._client.redis.hmget(
+            f"read the state of {self.name!r}", self._keys.meta, ["state", "owner", "seq"]
         )
-        state, owner, seq = meta
         if state is None:
             raise KeyError(f"no conversation named {self.name!r} in the cluster")
-        return RemoteState(self.name, str(state), str(owner) if owner else None, int(seq or 0))
+        return RemoteState(self.name, state, owner or None, int(seq or 0))
 
     @asynccontextmanager
     async def subscribe(
@@ -238,7 +232,11 @@ class RemoteConversation:
             raise InvalidCommand(f"from_seq must be an int >= 1, not {from_seq!r}")
         else:
             after = from_seq - 1
-        yield RemoteSubscription(self, event_types, after)
+        redis = self._client.redis
+        async with redis.follow(
+            f"read the events of {self.name!r}", self._keys.events, f"{after}-1"
+        ) as feed:
+            yield RemoteSubscription(self, event_types, after, feed)
 
     # -- inside -----------------------------------------------------------------------------
 
@@ -250,13 +248,18 @@ class RemoteConversation:
             f"send input to {self.name!r}",
             _scripts.SUBMIT,
             [self._keys.meta, self._keys.input, self._keys.events],
-            [command, "stop" if stop else "", client.keys.inbox(""), self.name, RETAIN],
+            [
+                command,
+                "stop" if stop else "",
+                client.keys.inbox(""),
+                self.name,
+                RETAIN,
+                NOTICE_COMMAND,
+            ],
         )
         if reply[0] == 2:
             # Stopped before any worker took it: no worker will settle its lease entry.
-            await client.redis.call(
-                f"forget {self.name!r}", client.redis.client.zrem(client.keys.leases, [self.name])
-            )
+            await client.redis.zrem(f"forget {self.name!r}", client.keys.leases, [self.name])
             return "", 0
         if reply[0] == -1:
             raise KeyError(f"no conversation named {self.name!r} in the cluster")

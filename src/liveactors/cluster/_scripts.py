@@ -34,10 +34,14 @@ return 1
 )
 
 #: KEYS: meta, in, ev. ARGV: command JSON, "stop" or "", inbox channel prefix, conversation
-#: name, seconds to keep a finished conversation's record.
+#: name, seconds to keep a finished conversation's record, the longest command a notice
+#: carries.
 #: Returns {1, id, seq} (seq: the last event written before it), {2} when a stop ended a
 #: conversation no worker had taken and that had no input (it ends at once, with its
 #: ConversationClosed), {0, state} when it takes no more input, {-1} when it is unknown.
+#: The owner's notice is ``<previous input id>\n<id>\n<command or "">\n<name>`` (the meta
+#: field ``in`` keeps the last input id): an owner whose last input is the previous one takes
+#: the command from the notice, without reading the stream.
 SUBMIT: Final = """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {-1} end
@@ -53,10 +57,17 @@ if ARGV[2] == 'stop' and st == 'pending' and redis.call('XLEN', KEYS[2]) == 0 th
   redis.call('EXPIRE', KEYS[3], ARGV[5])
   return {2}
 end
+local prev = redis.call('HGET', KEYS[1], 'in') or '0-0'
 local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[1])
+redis.call('HSET', KEYS[1], 'in', id)
 if ARGV[2] == 'stop' then redis.call('HSET', KEYS[1], 'state', 'stopping') end
 local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= '' then redis.call('PUBLISH', ARGV[3] .. owner, ARGV[4]) end
+if owner and owner ~= '' then
+  local command = ARGV[1]
+  if #command > tonumber(ARGV[6]) then command = '' end
+  local notice = prev .. '\\n' .. id .. '\\n' .. command .. '\\n' .. ARGV[4]
+  redis.call('PUBLISH', ARGV[3] .. owner, notice)
+end
 return {1, id, redis.call('HGET', KEYS[1], 'seq')}
 """
 

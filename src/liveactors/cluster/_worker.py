@@ -240,32 +240,37 @@ class Worker:
     # -- notices ----------------------------------------------------------------------------------
 
     async def notice_loop(self) -> None:
-        """Input notices for owned conversations, and "work waiting" notices."""
+        """Input notices for owned conversations, and "work waiting" notices (the
+        subscription resubscribes by itself after a failure)."""
         inbox, wake = self.keys.inbox(self.id), self.keys.wake
-        delay = 0.1
-        while True:
-            try:
-                async with self.redis.client.pubsub(channels=[inbox, wake]) as pubsub:
-                    delay = 0.1
-                    # Notices published while unsubscribed are lost: look now.
+
+        def subscribed() -> None:
+            # Notices published while unsubscribed are lost: look now.
+            self.work_waiting()
+            for owned in list(self.owned.values()):
+                owned.poke()
+
+        def failed(exc: ClusterUnavailable) -> None:
+            log.warning("worker %s: notices: %s", self.id, exc)
+
+        async with self.redis.subscribe(
+            [inbox, wake], on_subscribed=subscribed, on_error=failed
+        ) as notices:
+            async for channel, data in notices:
+                if channel == wake:
                     self.work_waiting()
-                    for owned in list(self.owned.values()):
-                        owned.poke()
-                    async for message in pubsub:
-                        if message.get("type") != "message":
-                            continue
-                        if message["channel"] == wake:
-                            self.work_waiting()
-                        else:
-                            target = self.owned.get(str(message["data"]))
-                            if target is not None:
-                                target.poke()
-            except Exception as exc:
-                log.warning(
-                    "worker %s: notices: %s", self.id, self.target.unavailable("listen", exc)
-                )
-            await trio.sleep(delay)
-            delay = min(2.0, delay * 2)
+                    continue
+                # ``<previous input id>\n<input id>\n<command>\n<name>`` (SUBMIT's).
+                parts = data.split(b"\n", 3)
+                if len(parts) == 4:
+                    prev, entry_id, command, name = parts
+                    target = self.owned.get(name.decode(errors="replace"))
+                    if target is not None:
+                        target.offer(prev.decode(), entry_id.decode(), command)
+                else:  # an older client's notice: only the name (read the stream)
+                    target = self.owned.get(data.decode(errors="replace"))
+                    if target is not None:
+                        target.poke()
 
     # -- draining ---------------------------------------------------------------------------------
 
