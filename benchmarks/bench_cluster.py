@@ -38,10 +38,8 @@ outside the window) — and *commands inside scripts* (every other command count
 **Failover.** ``--workers`` ``liveactors worker`` subprocesses (lease ``--lease`` s, renewal
 every ``--renew`` s), ``--failover-conversations`` conversations asking one question after
 another (every ``--interval`` s at most), each followed by a subscriber from ``seq`` 1 that
-stamps every event with the time it arrived (``time.monotonic()``); 25 conversations per
-client (each subscription, an ``ask``'s too, holds one of its client's pooled connections for
-its blocking reads, and coredis pools 64: more starve the client), and the readings at the
-kill through a client of their own. The worker owning the most
+stamps every event with the time it arrived (``time.monotonic()``); one client for them all
+(its subscriptions share one blocking read: the stream router). The worker owning the most
 conversations is killed with SIGKILL; 0.3 s later (the killed worker can write nothing more, and
 no other may write before its leases expire) each moved conversation's last ``seq`` is read
 from Redis, with its lease's expiry (its score in the leases set: Redis's clock, which on one
@@ -92,9 +90,6 @@ OURS = ("info", "auth")
 #: After a kill, when the killed worker's last writes have certainly landed (and long before
 #: its leases run out).
 AFTER_KILL = 0.3
-#: Conversations per client in the failover part: each has a subscriber and an ``ask``, both
-#: holding a pooled connection of the client for their blocking reads (coredis: 64 at most).
-PER_CLIENT = 25
 #: Signals a profiled worker takes to start and to stop (and write) its profile.
 PROFILE_ON, PROFILE_OFF = signal.SIGUSR1, signal.SIGUSR2
 
@@ -580,20 +575,14 @@ async def _failover(args: argparse.Namespace, server_url: str, valkey: ValkeyPro
     try:
         for _ in range(args.workers):
             await start_worker()
-        async with contextlib.AsyncExitStack() as stack:
-            # Reads at the kill go through a client of their own: every subscription holds one
-            # of its client's pooled connections for its blocking reads.
-            control = await stack.enter_async_context(open_client(valkey.url, prefix=prefix))
-            clients = []
-            for _ in range(0, args.failover_conversations, PER_CLIENT):
-                clients.append(
-                    await stack.enter_async_context(open_client(valkey.url, prefix=prefix))
-                )
-            recorders = await stack.enter_async_context(trio.open_nursery())
+        async with (
+            open_client(valkey.url, prefix=prefix) as client,
+            trio.open_nursery() as recorders,
+        ):
             convs = []
             for n in range(args.failover_conversations):
                 # One at a time: each spawn's notice goes to every worker.
-                convs.append(await clients[n // PER_CLIENT].spawn(name=f"f{n}"))
+                convs.append(await client.spawn(name=f"f{n}"))
             for conv in convs:
                 recorders.start_soon(record, conv)
             async with trio.open_nursery() as nursery:
@@ -602,7 +591,7 @@ async def _failover(args: argparse.Namespace, server_url: str, valkey: ValkeyPro
                 for number in range(args.kills):
                     kills.append(
                         await _kill_one(
-                            args, control, convs, workers, received, start_worker, nursery
+                            args, client, convs, workers, received, start_worker, nursery
                         )
                     )
                     common.note(

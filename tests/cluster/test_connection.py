@@ -28,15 +28,13 @@ import trustme
 from cluster_helpers import ValkeyServer, find_binary, free_port, redis_command
 
 from liveactors.cluster import ClusterUnavailable, open_client
-from liveactors.cluster._connection import (
-    Endpoint,
-    Login,
-    RespConnection,
-    RespSubscriber,
-    open_connection,
-)
-from liveactors.cluster._redis import FOLLOW_BUFFER, Redis, RedisTarget
+from liveactors.cluster._connection import RespConnection, open_connection
+from liveactors.cluster._handshake import Login
+from liveactors.cluster._redis import FOLLOW_BUFFER, Redis
 from liveactors.cluster._resp import AuthenticationError, RespError
+from liveactors.cluster._socket import Endpoint
+from liveactors.cluster._subscriber import RespSubscriber
+from liveactors.cluster._target import RedisTarget
 
 
 def _at(port: int, **options: Any) -> Any:

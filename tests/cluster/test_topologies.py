@@ -43,7 +43,7 @@ from liveactors.cluster import (
     open_worker,
 )
 from liveactors.cluster._keys import Keys
-from liveactors.cluster._redis import RedisTarget
+from liveactors.cluster._target import RedisTarget
 from liveactors.testing import open_fake_server
 
 #: Claims are woken by notices, not by polling (a lost ``wake`` notice fails the spawn), and

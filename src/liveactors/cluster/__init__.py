@@ -1,6 +1,7 @@
 """liveactors beyond one process: conversations on a cluster of workers sharing Redis or Valkey.
 
-Needs the ``cluster`` extra (``pip install 'liveactors[cluster]'``, which brings coredis).
+Needs the ``cluster`` extra (``pip install 'liveactors[cluster]'``, which brings hiredis for
+the lean Redis client, and coredis for Redis Cluster).
 
 * Workers (:func:`run_worker`, :func:`open_worker`, ``liveactors worker``) claim conversations,
   run them, and keep each under a lease they renew; a worker that loses its lease stops acting

@@ -24,8 +24,9 @@ from .._protocol.setup import ConfigLike
 from .._session_config import live_config
 from . import _scripts
 from ._keys import Keys
-from ._redis import Redis, RedisTarget
+from ._redis import Redis
 from ._remote import RemoteConversation
+from ._target import RedisTarget
 
 __all__ = ["ClusterClient", "open_client"]
 

@@ -14,12 +14,15 @@ Each entry is one JSON object (field ``c``) with a kind ``k``:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from google.genai import types
 
-__all__ = ["Command", "decode_command", "stop", "text", "tool", "wire"]
+if TYPE_CHECKING:
+    from .._supervisor import Supervisor
+
+__all__ = ["Command", "decode_command", "stop", "text", "tool", "wire", "wire_message"]
 
 
 @attrs.frozen
@@ -66,3 +69,13 @@ def decode_command(raw: str) -> Command:
     if kind == "stop":
         return Command("stop", grace=float(data["grace"]))
     raise ValueError(f"unknown command kind {kind!r}")
+
+
+def wire_message(sup: Supervisor, cmd: Command) -> dict[str, Any] | None:
+    """The wire message an input command becomes on ``sup``'s model (None: not input)."""
+    if cmd.kind == "text":
+        message: dict[str, Any] = sup.text_message(cmd.text, turn_complete=cmd.turn_complete)
+        return message
+    if cmd.kind == "wire":
+        return dict(cmd.message)
+    return None

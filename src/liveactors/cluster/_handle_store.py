@@ -28,7 +28,8 @@ from typing import Final
 
 from .._handles import HANDLE_VALIDITY, StoredHandle
 from ._keys import Keys
-from ._redis import ClusterUnavailable, RedisTarget
+from ._redis import ClusterUnavailable
+from ._target import RedisTarget
 
 __all__ = ["ClusterUnavailable", "RedisHandleStore"]
 

@@ -7,7 +7,7 @@ id ``<seq>-1``, so a reader can start at any ``seq``), and the state a new owner
 ``seq`` and ``turn``, the handle and the oldest input still needed (older input is covered by
 that handle and is trimmed with it, in the same atomic write), the answers of exchanges no
 handle covers yet, the history that went into the transcript. One task writes batches one at
-a time (``_owned.py``), so they land in order.
+a time (``_record_writer.py``), so they land in order.
 
 The events that end the conversation *here* without ending it (a drain hands it to another
 worker, a lost lease leaves it to one) are not recorded: the next owner carries on after the
@@ -31,7 +31,7 @@ import trio
 from .. import events as ev
 from .._errors import LeaseLost
 from .._event_codec import event_from_json, event_to_json
-from .._protocol.tracker import TurnPhase
+from .._protocol.tracker import EventTracker, TurnPhase
 
 if TYPE_CHECKING:
     from .._supervisor import Supervisor
@@ -58,6 +58,11 @@ class Journal:
         self.supervisor: Supervisor | None = None
         #: Drop the events that end the conversation here (a drain, a lost lease).
         self.quiet = False
+        #: The lease is gone: nothing more is recorded at all (what the conversation does while
+        #: it is cancelled here, such as closing its cut turn, belongs to no owner).
+        self.closed = False
+        #: (turn, whether a turn is open) as the last recorded event left them.
+        self._turn: tuple[int, bool] | None = None
         self._events: list[tuple[str, str | bytes, str]] = []
         self._answered: dict[str, str] = {}
         self._seen: list[str] = []
@@ -92,6 +97,8 @@ class Journal:
 
     def record(self, event: ev.Event) -> None:
         """Note one event about to be published (see the module docstring)."""
+        if self.closed:
+            return
         kind = type(event)
         if kind is ev.InputUndelivered:
             self._held = event  # the conversation is ending: for good? (the next event says)
@@ -116,6 +123,9 @@ class Journal:
         answered = ""
         sup = self.supervisor
         if sup is not None:
+            # The turn as this event left it (not as it is when the batch is taken: a record
+            # closed by a lost lease must not claim what the cancelled conversation did after).
+            self._turn = _turn_of(sup.session.tracker)
             ledger = sup.session.ledger
             for exchange in ledger.answered_log:
                 if exchange.last_tag is not None:
@@ -152,9 +162,10 @@ class Journal:
             session = sup.session
             ledger, tracker = session.ledger, session.tracker
             self._started = self._started or ledger.last_sent_tag is not None
+            turn, turn_open = self._turn if self._turn is not None else _turn_of(tracker)
             state.update(
-                turn=tracker.turn,
-                open=int(tracker.phase is not TurnPhase.IDLE),
+                turn=turn,
+                open=int(turn_open),
                 mode=ledger.mode.value,
                 started=int(self._started),
             )
@@ -216,3 +227,8 @@ def _after(entry_id: str) -> str:
     """The stream id right after ``entry_id`` (``XTRIM MINID`` keeps ids from it on)."""
     ms, _, seq = entry_id.partition("-")
     return f"{ms}-{int(seq or 0) + 1}"
+
+
+def _turn_of(tracker: EventTracker) -> tuple[int, bool]:
+    """The tracker's turn number, and whether a turn is in progress."""
+    return tracker.turn, tracker.phase is not TurnPhase.IDLE

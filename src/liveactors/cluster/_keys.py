@@ -16,11 +16,15 @@ __all__ = ["ConversationKeys", "Keys"]
 class ConversationKeys:
     """The keys of one conversation."""
 
-    #: Hash: config, state, owner, fence, seq, turn, open, mode, started, created.
+    #: Hash: config, state, owner, fence, seq, turn, open, mode, started, created; ``in``, the
+    #: id of the last input appended (SUBMIT's notice names it as the one before the next);
+    #: ``batch``, the owner's last batch written (``<fence>:<number>``).
     meta: str
     #: Stream of durable input, one entry per command (field ``c``).
     input: str
-    #: Capped stream of events, entry id ``<seq>-1`` (fields ``e`` and ``a``).
+    #: Capped stream of events, entry id ``<seq>-1``: field ``e`` the event (its JSON; for
+    #: audio and video, the JSON, a NUL byte, then the raw bytes: ``_journal.py``), field ``a``
+    #: the input id it answers, if any.
     events: str
     #: Hash: ``a:<input id>`` the answer to an uncovered answered exchange, ``s:<id>`` its
     #: answer had begun.
@@ -79,7 +83,9 @@ class Keys:
         return f"{self.prefix}:wake"
 
     def inbox(self, worker: str) -> str:
-        """Channel: input arrived for a conversation ``worker`` owns (the message: its name)."""
+        """Channel: input arrived for a conversation ``worker`` owns (the message:
+        ``<previous input id>\n<input id>\n<command>\n<name>``, the command empty when longer
+        than ``NOTICE_COMMAND``; see ``_pump.py``)."""
         return f"{self.prefix}:inbox:{worker}"
 
 

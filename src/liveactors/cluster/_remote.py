@@ -11,7 +11,7 @@ Events come from the conversation's event stream, whose entry ids are ``<seq>-1`
 subscription starts at any ``seq`` and, after a disconnect or a failover, carries on from the
 last one it saw, without gaps or repeats (the stream keeps the newest ``events_cap`` entries;
 starting before those raises). A client's subscriptions (an ``ask``'s too) share one blocking
-read of all their streams, the stream router of ``_redis.py``: any number of them costs one
+read of all their streams, the stream router of ``_router.py``: any number of them costs one
 connection, and none holds up the client's commands.
 """
 
@@ -33,7 +33,8 @@ from .._reply import Reply, ReplyBuilder
 from .._session_config import manual_vad
 from . import _commands, _scripts
 from ._journal import decode_event
-from ._owned import NOTICE_COMMAND, RETAIN
+from ._pump import NOTICE_COMMAND
+from ._record_writer import RETAIN
 from ._redis import StreamFeed
 
 if TYPE_CHECKING:

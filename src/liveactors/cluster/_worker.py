@@ -36,10 +36,10 @@ from .._backend_api import Backend
 from .._orchestrator import Orchestrator, open_orchestrator
 from .._restart import RestartPolicy
 from . import _scripts
-from ._handle_store import ClusterUnavailable
 from ._keys import Keys
 from ._owned import Owned
-from ._redis import Redis, RedisTarget
+from ._redis import ClusterUnavailable, Redis
+from ._target import RedisTarget
 
 __all__ = ["Worker", "open_worker", "run_worker"]
 
@@ -181,7 +181,7 @@ class Worker:
 
     def _orphans_ok(self) -> bool:
         """Whether to take orphans now: not right after an outage of Redis (every lease ran
-        out at once; their owners are alive and writing late: see ``Owned.write_late``)."""
+        out at once; their owners are alive and writing late: see ``RecordWriter.write_late``)."""
         if not self._cut_off or self._back_at is None:
             return not self._cut_off
         if trio.current_time() - self._back_at < RESYNC:
