@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from liveactors._models import FAKE_TEXT_MODEL
+
+T = TypeVar("T")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -267,6 +269,32 @@ def run_child(script: Path, args: Sequence[str], timeout: float = 600) -> dict[s
         raise RuntimeError(f"{script.name} {' '.join(args)} failed (exit {done.returncode})")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def profiled(run: Callable[[], T], label: str) -> T:
+    """``run()``, under pyinstrument when ``LIVEACTORS_BENCH_PROFILE`` names a folder: the
+    profile goes there as ``<label>-<pid>.txt`` (a call tree), ``.json`` (speedscope) and
+    ``.pyisession`` (``pyinstrument --load``)."""
+    folder = os.environ.get("LIVEACTORS_BENCH_PROFILE")
+    if not folder:
+        return run()
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import SpeedscopeRenderer
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        return run()
+    finally:
+        profiler.stop()
+        base = Path(folder) / f"{label}-{os.getpid()}"
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.with_suffix(".txt").write_text(
+            profiler.output_text(unicode=True, show_all=False, timeline=False)
+        )
+        base.with_suffix(".json").write_text(profiler.output(SpeedscopeRenderer()))
+        if profiler.last_session is not None:
+            profiler.last_session.save(str(base.with_suffix(".pyisession")))
 
 
 def timed(started: float) -> float:

@@ -17,6 +17,12 @@ parent then writes one command per line on stdin and reads one JSON line back:
   and accepted its first input (the handoff gap);
 * ``turns TEXT`` — every model turn whose input contains ``TEXT``, and every client message
   carrying it (to explain a lost or duplicated input);
+* ``up FROM TO`` (``--duplex``) — the upstream latency, in ms, of every microphone chunk the
+  server received between ``time.monotonic()`` readings ``FROM`` and ``TO``: its receipt time
+  minus the time stamped into its first samples (see ``bench_duplex.py``);
+* ``cpu FROM TO`` — the server's CPU seconds between two ``time.monotonic()`` readings (sampled
+  every 0.2 s), and the wall seconds between the samples;
+* ``clear`` — forget the upstream latencies recorded so far;
 * ``quit``.
 
 The responder answers ``burst`` with ``--burst-chars`` characters of text (cut into
@@ -24,18 +30,30 @@ The responder answers ``burst`` with ``--burst-chars`` characters of text (cut i
 one every 100 ms, each saying the server's ``time.monotonic()`` at the moment it is played
 (the scale benchmark's send timestamps; ``CLOCK_MONOTONIC`` is one clock for every process on
 the machine), and anything else like the default echo responder.
+
+With ``--duplex`` (the talking-conversations benchmark) a spoken turn (trigger ``audio``: the
+server's VAD ended the user's speech) is answered with ``--answer-pieces`` messages of speech
+(``--long-pieces`` every ``--long-every``-th turn, long enough to be barged into), one every
+``--piece-pace`` seconds, each carrying the server's send time as its transcript like the
+``stream`` answers above; and every ``realtimeInput.audio`` chunk's receipt is timed against the
+stamp its client wrote into its first eight samples.
 """
 
 from __future__ import annotations
 
 import argparse
+import binascii
+import bisect
 import gc
 import json
 import random
 import ssl
+import struct
 import sys
 import time
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import trio
@@ -73,9 +91,80 @@ _STAMP = _Stamp()
 _PACE = Pause(0.1)  # real time: one 100 ms audio chunk every 100 ms
 
 
-def _responder(burst: str) -> Any:
+class _Duplex:
+    """The talking-conversations benchmark's server side: spoken answers, upstream timing."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.short = [_STAMP, Pause(args.piece_pace)] * args.answer_pieces
+        self.long = [_STAMP, Pause(args.piece_pace)] * args.long_pieces
+        self.long_every = args.long_every
+        #: Receipt time (``time.monotonic()``) and upstream latency (ms) of every chunk.
+        self.at = array("d")
+        self.ms = array("d")
+        #: (``time.monotonic()``, ``time.process_time()``) every 0.2 s.
+        self.cpu_at = array("d")
+        self.cpu = array("d")
+
+    def answer(self, ctx: TurnContext) -> Any:
+        if ctx.trigger != "audio":
+            return None
+        return self.long if ctx.turn % self.long_every == 0 else self.short
+
+    def install(self) -> None:
+        """Time every microphone chunk as the fake server's VAD receives it."""
+        from liveactors.testing import _input
+
+        original = _input.on_audio
+        at, ms = self.at, self.ms
+        unpack = struct.Struct("<8h").unpack_from
+        a2b = binascii.a2b_base64
+        monotonic = time.monotonic
+
+        async def on_audio(conn: Any, blob: Mapping[str, Any]) -> None:
+            now = monotonic()
+            try:
+                samples = unpack(a2b(blob["data"][:24]))
+            except (KeyError, TypeError, ValueError, struct.error):
+                samples = None
+            if samples is not None:
+                stamp = 0
+                for n, sample in enumerate(samples):
+                    stamp |= (sample & 63) << (6 * n)
+                at.append(now)
+                ms.append(1000 * (now - stamp / 1e6))
+            await original(conn, blob)
+
+        _input.on_audio = on_audio  # type: ignore[assignment]
+
+    async def sample_cpu(self) -> None:
+        while True:
+            self.cpu_at.append(time.monotonic())
+            self.cpu.append(time.process_time())
+            await trio.sleep(0.2)
+
+    def upstream(self, start: float, end: float) -> list[float]:
+        low = bisect.bisect_left(self.at, start)
+        high = bisect.bisect_right(self.at, end)
+        return [round(x, 2) for x in self.ms[low:high]]
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        low = min(bisect.bisect_left(self.cpu_at, start), len(self.cpu_at) - 1)
+        high = min(bisect.bisect_left(self.cpu_at, end), len(self.cpu_at) - 1)
+        return {
+            "cpu_s": self.cpu[high] - self.cpu[low],
+            "wall_s": self.cpu_at[high] - self.cpu_at[low],
+        }
+
+    def clear(self) -> None:
+        del self.at[:]
+        del self.ms[:]
+
+
+def _responder(burst: str, duplex: _Duplex | None = None) -> Any:
     def respond(ctx: TurnContext) -> Any:
         text = ctx.user_text
+        if duplex is not None and ctx.trigger == "audio":
+            return duplex.answer(ctx)
         if text.startswith("burst"):
             return burst
         if text.startswith("stream "):
@@ -271,6 +360,7 @@ def _turns(server: FakeServer, text: str) -> dict[str, Any]:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    duplex = _Duplex(args) if args.duplex else None
     options: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -286,15 +376,21 @@ async def _serve(args: argparse.Namespace) -> None:
         "record_server_messages": args.record,
         "handshake_timeout": 120,
         "responder": _responder(
-            (_LOREM * (1 + args.burst_chars // len(_LOREM)))[: args.burst_chars]
+            (_LOREM * (1 + args.burst_chars // len(_LOREM)))[: args.burst_chars], duplex
         ),
     }
+    if args.model_profile:
+        options["model_profile"] = args.model_profile
+    if duplex is not None:
+        duplex.install()
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         options["ssl_context"] = context
     chaos: _Chaos | None = None
     async with open_fake_server(**options) as server, trio.open_nursery() as nursery:
+        if duplex is not None:
+            nursery.start_soon(duplex.sample_cpu)
         print(f"READY {server.url}", flush=True)
         while True:
             line = await trio.to_thread.run_sync(sys.stdin.readline)
@@ -336,6 +432,13 @@ async def _serve(args: argparse.Namespace) -> None:
                 answer = _report(server, chaos)
             elif words[0] == "turns":
                 answer = _turns(server, words[1])
+            elif words[0] == "up" and duplex is not None:
+                answer = {"ms": duplex.upstream(float(words[1]), float(words[2]))}
+            elif words[0] == "cpu" and duplex is not None:
+                answer = duplex.cpu_between(float(words[1]), float(words[2]))
+            elif words[0] == "clear" and duplex is not None:
+                duplex.clear()
+                answer = {"cleared": True}
             else:
                 answer = {"error": f"unknown command {words[0]!r}"}
             print(json.dumps(answer), flush=True)
@@ -351,13 +454,19 @@ def main() -> None:
     parser.add_argument("--connection-lifetime", type=float, default=None)
     parser.add_argument("--goaway-before", type=float, default=10.0)
     parser.add_argument("--record", action="store_true", help="keep every message in the log")
+    parser.add_argument("--model-profile", choices=("3.8", "3.1", "2.5"), default=None)
+    parser.add_argument("--duplex", action="store_true", help="spoken answers, upstream timing")
+    parser.add_argument("--answer-pieces", type=int, default=18)
+    parser.add_argument("--long-pieces", type=int, default=45)
+    parser.add_argument("--long-every", type=int, default=4)
+    parser.add_argument("--piece-pace", type=float, default=0.3 / 3.3)
     args = parser.parse_args()
     common.raise_fd_limit()
     # The harness must not be what is measured: a full collection over thousands of the
     # server's connections paused it for up to 0.6 s, which showed up as client latency. Its
     # objects are not cyclic garbage worth collecting within one benchmark.
     gc.disable()
-    trio.run(_serve, args)
+    common.profiled(lambda: trio.run(_serve, args), "server")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ TINY = {
     "throughput": [
         "--sessions", "2", "--turns", "1", "--chunks", "5", "--rounds", "1", "--modality", "TEXT",
     ],
+    # One step of two conversations: long enough for a spoken answer (the first comes about
+    # two seconds in: 1.5 s of speech, then the VAD's silence gap).
+    "duplex": [
+        "--start", "2", "--max-steps", "0", "--window", "3", "--settle", "0.5", "--rounds", "1",
+        "--servers", "1", "--no-gc-variant", "--retries", "0",
+    ],
     "scale": ["--conversations", "20", "--streaming", "2", "--seconds", "0.5"],
     "reconnect": ["--conversations", "5", "--goaways", "4", "--drops", "4", "--seconds", "1"],
     "fanout": ["--turns", "2", "--rounds", "1", "--subscribers", "1", "3"],
@@ -73,6 +79,21 @@ def test_throughput(figures: dict[str, Any]) -> None:
     assert t["server_errors"] == 0
 
 
+def test_duplex(figures: dict[str, Any]) -> None:
+    d = figures["returned"]["duplex"]
+    assert set(d["variants"]) == {"liveactors", "sdk", "bare"}
+    for run in d["runs"]:
+        assert run["steps"], run["variant"]
+        first = run["steps"][0]
+        # Microphone chunks reached the server and spoken answers came back, for every client.
+        assert first["up_samples"] > 0 and first["down_samples"] > 0, run["variant"]
+        assert first["cpu_s_per_conversation_minute"] > 0
+        assert 0 < first["up_p50_ms"] <= first["up_p99_ms"]
+    assert d["conversations_per_core"] >= 0 and d["ratio_vs_sdk"] >= 0
+    assert d["p99_up_ms"] > 0 and d["p99_down_ms"] > 0
+    assert d["server_errors"] == 0
+
+
 def test_scale(figures: dict[str, Any]) -> None:
     s = figures["returned"]["scale"]
     assert s["conversations"] == 20 and s["still_ready_after_streaming"] == 20
@@ -115,11 +136,19 @@ def test_cli_json_object_has_the_issue_schema(figures: dict[str, Any]) -> None:
     fanout = {**returned["fanout"], "subscribers": [1, 10, 100]}
     fanout["us_per_event_per_subscriber"] = [1.0, 2.0, 3.0]
     obj = _cli_bench._schema_object({**returned, "fanout": fanout})
-    assert set(obj) == {"throughput", "scale", "reconnect", "fanout"}  # no fake_server
+    assert set(obj) == {"throughput", "duplex", "scale", "reconnect", "fanout"}  # no fake_server
     assert {k: type(v) for k, v in obj["throughput"].items()} == {
         "ratio_vs_sdk": float,
         "ratio_vs_bare": float,
         "msgs_per_cpu_s": float,
+    }
+    assert {k: type(v) for k, v in obj["duplex"].items()} == {
+        "conversations_per_core": float,
+        "sdk_conversations_per_core": float,
+        "ratio_vs_sdk": float,
+        "ratio_vs_bare": float,
+        "p99_up_ms": float,
+        "p99_down_ms": float,
     }
     assert {k: type(v) for k, v in obj["scale"].items()} == {
         "conversations": int,

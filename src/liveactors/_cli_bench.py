@@ -7,6 +7,9 @@ from a checkout (or an editable install of one) and says so otherwise.
 ``--json`` prints exactly one JSON object on stdout (everything else goes to stderr)::
 
     {"throughput": {"ratio_vs_sdk": float, "ratio_vs_bare": float, "msgs_per_cpu_s": float},
+     "duplex": {"conversations_per_core": float, "sdk_conversations_per_core": float,
+                "ratio_vs_sdk": float, "ratio_vs_bare": float, "p99_up_ms": float,
+                "p99_down_ms": float},
      "scale": {"conversations": int, "rss_per_conversation_kib": float, "p99_ms": float},
      "reconnect": {"goaways": int, "drops": int, "lost": int, "duplicated": int,
                    "gap_p99_ms": float},
@@ -33,11 +36,19 @@ from typing import Any
 __all__ = ["add_arguments", "run"]
 
 #: Benchmarks in the order they run; each is ``benchmarks/bench_<name>.py``.
-NAMES = ("throughput", "scale", "reconnect", "fanout", "cluster", "fake_server")
+NAMES = ("throughput", "duplex", "scale", "reconnect", "fanout", "cluster", "fake_server")
 
 #: The fields of each benchmark's figures that ``--json`` prints (the issue's schema).
 SCHEMA: dict[str, dict[str, type]] = {
     "throughput": {"ratio_vs_sdk": float, "ratio_vs_bare": float, "msgs_per_cpu_s": float},
+    "duplex": {
+        "conversations_per_core": float,
+        "sdk_conversations_per_core": float,
+        "ratio_vs_sdk": float,
+        "ratio_vs_bare": float,
+        "p99_up_ms": float,
+        "p99_down_ms": float,
+    },
     "scale": {"conversations": int, "rss_per_conversation_kib": float, "p99_ms": float},
     "reconnect": {
         "goaways": int,
@@ -153,6 +164,16 @@ def _summary(figures: dict[str, dict[str, Any]], elapsed: float) -> str:
             f"(goal >= 1.5: {_met(t['ratio_vs_sdk'] >= 1.5)}), "
             f"{t['ratio_vs_bare']:.2f}x the bare loop (goal >= 0.8: "
             f"{_met(t['ratio_vs_bare'] >= 0.8)}); {t['msgs_per_cpu_s']:,.0f} msgs per CPU-s"
+        )
+    if "duplex" in figures:
+        d = figures["duplex"]
+        worst = max(d["p99_up_ms"], d["p99_down_ms"])
+        lines.append(
+            f"duplex      {d['conversations_per_core']:g} talking conversations per core over "
+            f"TLS, {d['ratio_vs_sdk']:.2f}x google-genai's {d['sdk_conversations_per_core']:g} "
+            f"(goal >= 2: {_met(d['ratio_vs_sdk'] >= 2)}), {d['ratio_vs_bare']:.2f}x the bare "
+            f"loop (goal >= 0.9: {_met(d['ratio_vs_bare'] >= 0.9)}); p99 up "
+            f"{d['p99_up_ms']} ms, down {d['p99_down_ms']} ms (goal <= 50: {_met(worst <= 50)})"
         )
     if "scale" in figures:
         s = figures["scale"]

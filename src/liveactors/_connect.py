@@ -26,6 +26,7 @@ from wsproto.events import (
 from wsproto.utilities import RemoteProtocolError
 
 from ._errors import ConnectionLost, LiveError, SessionRejected
+from ._pipe import open_pipe
 from ._protocol.close import rejected_upgrade
 from ._secrets import SECRET_FILTER, redact
 from ._transport import RECEIVE_BUFFER, ConnectRequest, Link, StreamOpener, secrets_of
@@ -47,6 +48,9 @@ async def _open_link(request: ConnectRequest, open_stream: StreamOpener) -> Asyn
     with SECRET_FILTER.watching(credentials, request.secrets):
         stream, ws = await _handshake(request, open_stream, secrets)
         link = Link(stream, ws, request)
+        # wsproto (and the h11 connection of its upgrade) is done with: this frame stays
+        # suspended for the connection's whole life, and must not keep them.
+        del ws
         log.debug("connected to %s", request.url)
         try:
             yield link
@@ -175,16 +179,19 @@ class WebSocketTransport:
 
 
 async def _open_tcp(request: ConnectRequest) -> trio.abc.Stream:
+    """A :class:`~liveactors._pipe.Pipe` over a TCP connection (trio's happy eyeballs and
+    TCP_NODELAY), TLS set up when the URL is ``wss://``: OpenSSL through ``ssl.SSLObject``,
+    the host name and certificate checked, an EOF without ``close_notify`` taken as an EOF
+    (``https_compatible``)."""
     parts = urlsplit(request.url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""
     port = parts.port or (443 if secure else 80)
+    stream = await trio.open_tcp_stream(host, port)
     if not secure:
-        return await trio.open_tcp_stream(host, port)
+        return await open_pipe(stream, None, None)
     context = request.ssl_context or _default_ssl_context()
-    return await trio.open_ssl_over_tcp_stream(
-        host, port, ssl_context=context, https_compatible=True
-    )
+    return await open_pipe(stream, context, host)
 
 
 @functools.cache

@@ -187,8 +187,7 @@ class ConnectionRun:
                     return ending
             command = mailbox.take(include_input=not handoff.pausing_input)
             if command is None:
-                with trio.move_on_at(min(wake, handoff.wake_at(now))):
-                    await mailbox.wait()
+                await mailbox.wait_until(min(wake, handoff.wake_at(now)))
                 continue
             if type(command) is SendInput:
                 text, exchange = session.send_input(command.message, now, command.tag)

@@ -13,6 +13,9 @@ A conversation's mailbox carries the commands at the end of this module: :class:
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -36,6 +39,8 @@ class Mailbox(Generic[T]):
     """Bounded ordered input + unbounded urgent lane, one consumer."""
 
     __slots__ = (
+        "_alarm",
+        "_alarm_at",
         "_all_closed",
         "_closed",
         "_input",
@@ -58,6 +63,9 @@ class Mailbox(Generic[T]):
         self._all_closed = False
         #: Free slots promised to putters woken by :meth:`take` that have not run yet.
         self._reserved = 0
+        #: When the run's alarm will poke this mailbox (infinity: it will not), and that alarm.
+        self._alarm_at = math.inf
+        self._alarm: _Alarm | None = None
 
     def __len__(self) -> int:
         return len(self._input)
@@ -124,6 +132,40 @@ class Mailbox(Generic[T]):
         """Sleep until something is put or :meth:`poke` is called."""
         await self._reader.park()
 
+    async def wait_until(self, deadline: float) -> None:
+        """Like :meth:`wait`, but wake at ``deadline`` (trio time) at the latest; may also wake
+        early (the caller looks again anyway).
+
+        Unlike ``with trio.move_on_at(deadline): await wait()``, this makes no cancel scope per
+        wait: the run's one alarm task (see :class:`_Alarm`) pokes the mailbox when its
+        deadline comes. A conversation's writer waits here after every message it sends; a
+        scope per wait was five tracked objects alive across each wait (the garbage
+        collector's young passes kept promoting them) and a few microseconds to enter and
+        leave."""
+        if deadline <= trio.current_time():
+            await trio.lowlevel.checkpoint()
+            return
+        if deadline < self._alarm_at:
+            alarm = self._alarm
+            if alarm is None:
+                alarm = self._alarm = _Alarm.current()
+                alarm.live += 1
+            self._alarm_at = deadline
+            alarm.add(deadline, self)
+        await self._reader.park()
+
+    def _ring(self, deadline: float) -> None:
+        """The alarm for ``deadline`` went off (ignored if a later wait moved it)."""
+        if self._alarm_at == deadline:
+            self._drop_alarm()
+            self._reader.unpark()
+
+    def _drop_alarm(self) -> None:
+        alarm = self._alarm
+        if alarm is not None:
+            self._alarm, self._alarm_at = None, math.inf
+            alarm.release()
+
     def poke(self) -> None:
         """Wake the consumer so it re-checks its conditions."""
         self._reader.unpark()
@@ -146,9 +188,76 @@ class Mailbox(Generic[T]):
         self._urgent.clear()
         self._input.clear()
         self._reserved = 0
+        self._drop_alarm()
         self._space.unpark_all()
         self._reader.unpark_all()
         return left
+
+
+class _Alarm:
+    """A task that pokes mailboxes at their deadlines (:meth:`Mailbox.wait_until`): a heap of
+    (deadline, mailbox) in place of a cancel scope per wait.
+
+    Why not a scope per wait: trio keeps every deadline it was given in a heap and drops the
+    entry of a scope that exited early only when the heap has grown to twice the live ones
+    (plus a thousand). A writer waits after every message it sends, with its keepalive deadline
+    seconds away, so each wait left its scope (and a tuple) alive for a while: at 80 talking
+    conversations the young collections found ~500 such scopes alive each time, promoted them,
+    and the oldest generation grew until a full collection (50-70 ms with google-genai loaded)
+    stopped the loop every few seconds. Here a mailbox whose deadline did not come closer adds
+    nothing; one whose alarm went off early (it had moved later) costs its writer one look.
+
+    One per trio run, spawned as a system task when first needed and gone once no mailbox
+    waits on it (the last one closed), so it never outlives the conversations."""
+
+    _var: trio.lowlevel.RunVar[_Alarm] = trio.lowlevel.RunVar("liveactors_mailbox_alarm")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Mailbox[Any]]] = []
+        self._order = itertools.count()
+        self._sleep = trio.CancelScope()  # replaced at each sleep; set to an early deadline
+        #: Mailboxes with a deadline registered here.
+        self.live = 0
+        self.done = False
+
+    @classmethod
+    def current(cls) -> _Alarm:
+        try:
+            alarm: _Alarm | None = cls._var.get()
+        except LookupError:
+            alarm = None
+        if alarm is None or alarm.done:
+            alarm = cls()
+            cls._var.set(alarm)
+            trio.lowlevel.spawn_system_task(alarm._run, name="liveactors mailbox alarm")
+        return alarm
+
+    def add(self, deadline: float, mailbox: Mailbox[Any]) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._order), mailbox))
+        if deadline < self._sleep.deadline:
+            self._sleep.deadline = deadline
+
+    def release(self) -> None:
+        """A mailbox no longer waits on this alarm."""
+        self.live -= 1
+        if self.live <= 0:
+            self._sleep.cancel()  # nothing left to ring: the task ends
+
+    async def _run(self) -> None:
+        heap = self._heap
+        try:
+            while self.live > 0:
+                now = trio.current_time()
+                while heap and heap[0][0] <= now:
+                    deadline, _, mailbox = heapq.heappop(heap)
+                    mailbox._ring(deadline)
+                if self.live <= 0:
+                    break
+                with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
+                    await trio.sleep_forever()
+        finally:
+            self.done = True
+            heap.clear()
 
 
 @attrs.frozen

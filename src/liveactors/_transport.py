@@ -10,8 +10,11 @@ channel. Two transports share one code path and differ only in how the byte stre
 * :class:`MemoryTransport` asks a ``dial`` function for an in-memory stream — the fake server
   in the same trio run, so tests can use ``MockClock`` with autojump and never touch a socket.
 
-Both speak real WebSocket framing through wsproto (sans-IO), so a test exercises the same
-bytes as production. Lower-layer exceptions are translated here, once, into the
+Both speak real WebSocket framing (wsproto for the upgrade, then the lean frame reader and
+writer of :mod:`liveactors._wsframes`), so a test exercises the same bytes as production. A TCP
+connection is a :class:`~liveactors._pipe.Pipe` (a non-blocking socket with TLS in memory), on
+which a frame usually goes out, and a read comes back, without a pass through trio's
+scheduler. Lower-layer exceptions are translated here, once, into the
 :mod:`liveactors` tree, and secrets never reach them: a close reason (or a refused upgrade's
 body) that quotes a credential or one of the conversation's resumption handles
 (:class:`Secrets`) shows ``<redacted>`` instead. A send cancelled after it began to write breaks
@@ -30,22 +33,13 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 from wsproto import WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import (
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Message,
-    Ping,
-    Pong,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError
+from wsproto.events import BytesMessage, TextMessage
 
 from ._errors import CloseInfo, ConnectionLost, LiveError, ProtocolError, SessionRejected
+from ._pipe import Pipe
 from ._protocol.close import ABNORMAL, classify_close
 from ._secrets import MIN_SECRET, Secrets, longest_first, redact
-from ._wsframes import BINARY, CLOSE, PING, TEXT, FrameError, FrameReader
+from ._wsframes import BINARY, CLOSE, PING, PONG, TEXT, FrameError, FrameReader, FrameWriter
 
 __all__ = [
     "RECEIVE_BUFFER",
@@ -96,31 +90,61 @@ class Link:
     Pull-based: the task that calls :meth:`receive` reads the socket and parses the frames
     itself (:class:`~liveactors._wsframes.FrameReader`), so a frame reaches the conversation's
     reader with no reader task and no channel in between (each costs a pass through trio's
-    scheduler per message). wsproto frames what we send (client frames are masked). Control
-    frames are handled inside :meth:`receive`: a ping is answered with a pong, a peer's close
-    with the closing handshake. One task receives at a time; any task may send.
+    scheduler per message). Frames sent are written by :class:`~liveactors._wsframes.
+    FrameWriter` (client frames are masked). On a :class:`~liveactors._pipe.Pipe` (every TCP
+    connection) a frame the socket takes at once is sent without waiting, and reads wait only
+    when the socket is dry. Control frames are handled inside :meth:`receive`: a ping is
+    answered with a pong, a peer's close with the closing handshake. One task receives at a
+    time; any task may send.
     """
+
+    __slots__ = (
+        "_broken",
+        "_buffered",
+        "_close_sent",
+        "_early",
+        "_frames",
+        "_pipe",
+        "_receiving",
+        "_request",
+        "_send_failed",
+        "_stream",
+        "_waiting",
+        "_writer",
+        "_writes",
+        "_writing",
+        "close_info",
+        "last_received",
+        "reads",
+    )
 
     def __init__(self, stream: trio.abc.Stream, ws: WSConnection, request: ConnectRequest) -> None:
         assert ws.connection is not None
         self._stream = stream
-        self._ws = ws.connection  # frames what we send, past the handshake
+        self._pipe = stream if isinstance(stream, Pipe) else None
         self._request = request
         self._frames = FrameReader(request.max_message_size)
+        self._writer = FrameWriter()
         # Frames that came with the upgrade response, already parsed by wsproto. (A Live server
         # speaks only after our setup, which is not sent yet, so this is empty in practice.)
+        # wsproto is done with once the upgrade is through.
         self._early: list[str | bytes] = [
             bytes(e.data) if isinstance(e.data, bytearray) else e.data
-            for e in self._ws.events()
+            for e in ws.connection.events()
             if isinstance(e, BytesMessage | TextMessage) and e.message_finished
         ]
-        self._send_lock = trio.Lock()
+        #: A write is under way (waiting for the socket): others wait their turn.
+        self._writing = False
+        self._waiting: trio.lowlevel.ParkingLot | None = None
+        self._writes = 0
         #: A cancelled write may have cut a frame: nothing more may be written.
         self._broken = False
         #: A write failed (the peer is gone): no more sends, but reading goes on to the end.
         self._send_failed = False
+        #: Our close frame went out (or was attempted): no data frame may follow it.
+        self._close_sent = False
         self._receiving = False
-        self._buffered = 0  # messages returned since the last socket read
+        self._buffered = 0  # messages returned since the receiving task last waited
         self.close_info: CloseInfo | None = None
         #: trio time of the last bytes from the peer, and how many reads brought bytes
         #: (keepalive reads both).
@@ -141,7 +165,7 @@ class Link:
         return self._closed_error()
 
     async def _write(self, data: bytes) -> None:
-        """Write ``data`` (one whole frame) to the stream, or break the link trying.
+        """Write ``data`` (one or more whole frames) to the stream, or break the link trying.
 
         The peer reads frames by their length, so after a frame cut short anything written
         next would be taken for the rest of its payload. A cancellation that comes before the
@@ -151,32 +175,61 @@ class Link:
         again, not even a close frame: the peer sees the connection drop, and the supervisor
         replaces it. (Finishing the frame under a shield instead would cost a cancel scope on
         every send, the hot path of audio streaming, for a case that only arises when the
-        connection is being given up anyway.)
+        connection is being given up anyway.) On a :class:`Pipe`, a frame the socket takes
+        whole is written without a pass through the scheduler (one in ``_CHECKPOINT_EVERY``
+        yields, so a busy sender still lets others run); cancellation is honoured before it.
         """
-        async with self._send_lock:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
             if self._broken:
                 await trio.lowlevel.checkpoint()
                 raise ConnectionLost("connection broken: a cancelled send cut a frame short")
             if self._send_failed:
                 await trio.lowlevel.checkpoint()
                 raise ConnectionLost("connection broke while sending")
-            # Acquiring the lock may have left a cancellation pending: take it now, while
-            # nothing is written.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            if not self._writing:
+                break
+            if self._waiting is None:
+                self._waiting = trio.lowlevel.ParkingLot()
+            await self._waiting.park()  # nothing written yet: a cancellation here is harmless
+        self._writing = True
+        pipe = self._pipe
+        if pipe is None:
+            # Any other stream: one shielded pass through the scheduler first (what taking a
+            # lock costs), so that a cancellation arriving meanwhile is taken before a byte is
+            # written, not in the stream's own checkpoint after its bytes went out.
             try:
-                await self._stream.send_all(data)
-            except trio.Cancelled:
-                self._break()
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except BaseException:
+                self._writing = False
+                if self._waiting:
+                    self._waiting.unpark()
                 raise
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                # Sending is over, but what the peer sent before the connection broke may still
-                # be waiting to be read (an answer, its turnComplete): the reader drains it
-                # and meets the close or EOF itself. Marking the link closed here would throw
-                # those frames away and ask their question again.
-                self._send_failed = True
-                raise ConnectionLost(
-                    f"connection broke while sending: {type(exc).__name__}"
-                ) from None
+        try:
+            if pipe is None:
+                await self._stream.send_all(data)
+            elif pipe.write(data):
+                self._writes += 1
+                if self._writes >= _CHECKPOINT_EVERY:
+                    self._writes = 0
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                await pipe.flush()
+        except trio.Cancelled:
+            self._break()
+            raise
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            # Sending is over, but what the peer sent before the connection broke may still
+            # be waiting to be read (an answer, its turnComplete): the reader drains it
+            # and meets the close or EOF itself. Marking the link closed here would throw
+            # those frames away and ask their question again.
+            self._send_failed = True
+            raise ConnectionLost(f"connection broke while sending: {type(exc).__name__}") from None
+        finally:
+            self._writing = False
+            if self._waiting:
+                self._waiting.unpark()
 
     def _break(self) -> None:
         """A write was cut: write nothing more, and report the link as ended abnormally."""
@@ -187,14 +240,14 @@ class Link:
             "a send was cancelled mid-frame; the connection to %s is broken", self._request.url
         )
 
-    async def _reply(self, event: Event) -> None:
+    async def _reply(self, frame: bytes) -> None:
         """A pong or the closing handshake's reply: never half-written by a cancellation."""
         with (
             trio.CancelScope(shield=True),
             trio.move_on_after(self._request.close_timeout),
-            suppress(LiveError, LocalProtocolError),
+            suppress(LiveError),
         ):
-            await self._write(self._ws.send(event))
+            await self._write(frame)
 
     async def send(self, text: str) -> None:
         """Send one text frame; a closed connection raises its typed error.
@@ -205,24 +258,20 @@ class Link:
         if self.close_info is not None:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
-        try:
-            data = self._ws.send(Message(data=text))
-        except LocalProtocolError:  # we began closing
+        if self._close_sent:  # we began closing
             await trio.lowlevel.checkpoint()
-            raise self._close_with(ABNORMAL, "") from None
-        await self._write(data)
+            raise self._close_with(ABNORMAL, "")
+        await self._write(self._writer.text(text))
 
     async def ping(self) -> None:
         """Send a ping; its pong (or anything else) counts in :attr:`reads`."""
         if self.close_info is not None:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
-        try:
-            data = self._ws.send(Ping(payload=b"liveactors"))
-        except LocalProtocolError:
+        if self._close_sent:
             await trio.lowlevel.checkpoint()
-            raise self._close_with(ABNORMAL, "") from None
-        await self._write(data)
+            raise self._close_with(ABNORMAL, "")
+        await self._write(self._writer.frame(PING, b"liveactors"))
 
     async def receive(self) -> str | bytes:
         """The next frame (text or binary); a close raises its typed error."""
@@ -233,6 +282,20 @@ class Link:
             return await self._receive()
         finally:
             self._receiving = False
+
+    async def _read_some(self) -> bytes:
+        """The next bytes from the peer (``b""``: it closed), waiting only if there are none."""
+        pipe = self._pipe
+        if pipe is None:
+            received = await self._stream.receive_some(RECEIVE_BUFFER)
+            self._buffered = 0
+            return bytes(received)
+        data = pipe.read()
+        while data is None:
+            await pipe.wait_readable()
+            self._buffered = 0
+            data = pipe.read()
+        return data
 
     async def _receive(self) -> str | bytes:
         frames = self._frames
@@ -268,23 +331,23 @@ class Link:
                         await trio.lowlevel.checkpoint_if_cancelled()
                     return payload
                 if opcode == PING:
-                    await self._reply(Pong(payload=_as_bytes(payload)))
+                    await self._reply(self._writer.frame(PONG, _as_bytes(payload)))
                 elif opcode == CLOSE:
                     code, reason = _close_payload(payload)
                     # Recorded before replying: a reply cut short breaks the link, and the
                     # error must still say what the peer said.
                     error = self._close_with(code, reason)
-                    if self._ws.state is ConnectionState.OPEN:
-                        await self._reply(CloseConnection(code if code != _NO_STATUS else 1000))
+                    if not self._close_sent:
+                        self._close_sent = True
+                        await self._reply(self._writer.close(_sendable(code)))
                     raise error
                 continue  # a pong: nothing to do
             try:
-                data = await self._stream.receive_some(RECEIVE_BUFFER)
+                data = await self._read_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 data = b""
             if not data:
                 raise self._close_with(ABNORMAL, "")
-            self._buffered = 0
             self.last_received = trio.current_time()
             self.reads += 1
             frames.feed(data)
@@ -297,10 +360,11 @@ class Link:
         with (
             trio.CancelScope(shield=True),
             trio.move_on_after(self._request.close_timeout),
-            suppress(LocalProtocolError, LiveError),
+            suppress(LiveError),
         ):
-            if self._ws.state is ConnectionState.OPEN and not self._broken:
-                await self._write(self._ws.send(CloseConnection(code, reason or None)))
+            if not self._close_sent and not self._broken:
+                self._close_sent = True
+                await self._write(self._writer.close(_sendable(code), reason))
                 if not self._receiving:
                     await self._await_close_reply()
         await trio.aclose_forcefully(self._stream)
@@ -318,12 +382,18 @@ class Link:
                     return
                 continue
             try:
-                data = await self._stream.receive_some(RECEIVE_BUFFER)
+                data = await self._read_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 return
             if not data:
                 return
             frames.feed(data)
+
+
+def _sendable(code: int) -> int:
+    """A close code we may put in a close frame: the local-only ones (no status, abnormal
+    closure, TLS failure) go out as 1000, as wsproto sends them."""
+    return 1000 if code in (_NO_STATUS, ABNORMAL, 1015) else code
 
 
 #: RFC 6455: a close frame without a status code; a message too big to process.

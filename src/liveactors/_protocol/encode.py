@@ -61,6 +61,8 @@ MAX_MESSAGE_BYTES: Final = 8 * 2**20
 MAX_MEDIA_BYTES: Final = 4 * 2**20
 
 _MIN_RATE, _MAX_RATE = 8_000, 48_000
+#: ``audio/pcm;rate=N`` by rate (one string per rate, not one per chunk).
+_PCM_MIME: dict[int, str] = {}
 _IMAGE_MIME = re.compile(r"^image/[A-Za-z0-9.+-]+$")
 #: Deeper JSON than this is refused (json would hit the recursion limit, and no function result
 #: or content is that deep on purpose; a self-referencing dict is caught here too).
@@ -296,7 +298,7 @@ def realtime_audio(pcm: bytes, *, rate: int = 16000) -> dict[str, Any]:
         raise InvalidCommand(f"rate must be an int (Hz), not {type(rate).__name__}")
     if not _MIN_RATE <= rate <= _MAX_RATE:
         raise InvalidCommand(f"rate must be between {_MIN_RATE} and {_MAX_RATE} Hz, not {rate}")
-    data = bytes(pcm)
+    data = pcm if type(pcm) is bytes else bytes(pcm)
     if not data:
         raise InvalidCommand("audio chunk is empty")
     if len(data) % 2:
@@ -304,9 +306,10 @@ def realtime_audio(pcm: bytes, *, rate: int = 16000) -> dict[str, Any]:
             f"audio must be whole 16-bit samples; got an odd length of {len(data)} bytes"
         )
     _check_media(data, "audio chunk")
-    return {
-        "realtimeInput": {"audio": {"mimeType": f"audio/pcm;rate={rate}", "data": b64encode(data)}}
-    }
+    mime = _PCM_MIME.get(rate)
+    if mime is None:
+        mime = _PCM_MIME[rate] = f"audio/pcm;rate={rate}"
+    return {"realtimeInput": {"audio": {"mimeType": mime, "data": b64encode(data)}}}
 
 
 def realtime_video(frame: bytes, *, mime_type: str = "image/jpeg") -> dict[str, Any]:

@@ -140,12 +140,14 @@ class InputLedger:
             self._numbers += 1
             exchange = Exchange(self._numbers)
             self.exchanges.append(exchange)
-        entry = Held(position, message, now, tag)
-        exchange.held[position] = entry
         if tag is not None:
             exchange.last_tag = tag
         if is_media(message):
-            self._media.hold(entry, exchange, self.replay_window)
+            # Held compactly, apart from the other input (a media chunk is never a trigger
+            # and carries no text).
+            self._media.hold(exchange, position, message, now, tag, self.replay_window)
+            return exchange
+        exchange.held[position] = Held(position, message, now, tag)
         text = user_text(message)
         if text:
             exchange.user_text.append(text)
@@ -179,7 +181,7 @@ class InputLedger:
         if self._waiting:
             return self._waiting[0]
         last = self.exchanges[-1] if self.exchanges else None
-        if last is not None and not last.triggered and last.held:
+        if last is not None and not last.triggered and last.has_input:
             return last
         return None
 
@@ -228,7 +230,9 @@ class InputLedger:
         elif not exchange.triggered:
             # Server-side VAD ended this turn: later input starts a new exchange.
             exchange.triggered = True
-            exchange.position = next(reversed(exchange.held))
+            last = exchange.last_position
+            assert last is not None
+            exchange.position = last
         exchange.answered = True
         exchange.output_seen = True
         if self.journaling and not orphan:
@@ -292,10 +296,14 @@ class InputLedger:
             self._restore_pending = None
         for exchange in self.exchanges:
             if exchange.position <= position and exchange.answered:
-                exchange.held.clear()
-            elif exchange.held and next(iter(exchange.held)) <= position:
+                _release(exchange)
+                continue
+            first = exchange.first_position
+            if first is not None and first <= position:
                 exchange.held = {p: h for p, h in exchange.held.items() if p > position}
-        self._cover(lambda e: e.answered and not e.held)
+                if exchange.media:
+                    exchange.media.drop_upto(position)
+        self._cover(lambda e: e.answered and not e.has_input)
 
     def _learn(self, mode: HandleMode) -> None:
         # Two resumable updates on one connection are proof of per-turn handles and correct
@@ -311,7 +319,11 @@ class InputLedger:
         """Move leading covered exchanges into the transcript, keeping order."""
         while self.exchanges and covered(self.exchanges[0]):
             exchange = self.exchanges.popleft()
-            exchange.held.clear()  # never sent again
+            # Never sent again. Its media ages out of the replay window as before rather than
+            # going at once: what the conversation holds stays as steady as the stream.
+            exchange.held.clear()
+            if exchange.media is not None:
+                exchange.media.retired = True
             for content in exchange.contents():
                 self._remember(content)
 
@@ -333,9 +345,10 @@ class InputLedger:
         it is covered by the latest handle, trimmed by the replay window, or a tool response,
         so none of it is ever sent again."""
         for exchange in self.exchanges:
-            for entry in exchange.held.values():
-                if entry.tag is not None:
-                    return entry.tag
+            for _, item in exchange.entries():
+                tag = exchange.tag_of(item)
+                if tag is not None:
+                    return tag
         return None
 
     def adopt(
@@ -475,13 +488,28 @@ class InputLedger:
         out: list[dict[str, Any]] = []
         for exchange in exchanges:
             renumbered: dict[int, Held] = {}
-            for entry in exchange.held.values():
-                entry.position = self._next_position(None)
-                renumbered[entry.position] = entry
-                out.append(entry.message)
+            media = exchange.media
+            position = None
+            for _, item in exchange.entries():
+                position = self._next_position(None)
+                if isinstance(item, Held):
+                    item.position = position
+                    renumbered[position] = item
+                    out.append(item.message)
+                else:
+                    assert media is not None
+                    media.positions[item] = position
+                    out.append(media.message(item))
             exchange.held = renumbered
             # The service transcribes the input again when it hears it again.
             exchange.input_transcript.clear()
-            if exchange.triggered and renumbered:
-                exchange.position = entry.position
+            if exchange.triggered and position is not None:
+                exchange.position = position
         return tuple(out)
+
+
+def _release(exchange: Exchange) -> None:
+    """``exchange`` holds nothing for a replay any more."""
+    exchange.held.clear()
+    if exchange.media is not None:
+        exchange.media.clear()
