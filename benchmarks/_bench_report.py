@@ -350,7 +350,8 @@ def _glance(found: dict[str, dict[str, Any]]) -> list[str]:
         )
         rows += _scale_glance("scale", s)
     if "scale-tls" in found:
-        rows += _scale_glance("scale over TLS", found["scale-tls"]["results"])
+        # Over TLS the goal is the talking-conversations issue's: p99 <= 100 ms, GC defaults.
+        rows += _scale_glance("scale over TLS", found["scale-tls"]["results"], goal_ms=100)
     if "reconnect" in found:
         r = found["reconnect"]["results"]
         rows.append(
@@ -388,7 +389,7 @@ def _glance(found: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
-def _scale_glance(label: str, s: dict[str, Any]) -> list[str]:
+def _scale_glance(label: str, s: dict[str, Any], goal_ms: float = 50) -> list[str]:
     """Memory, and latency for each collector setting the run compared."""
     rows = [
         f"| {label} | client RSS per conversation: **{s['rss_per_conversation_kib']} KiB** "
@@ -399,7 +400,7 @@ def _scale_glance(label: str, s: dict[str, Any]) -> list[str]:
             rows.append(
                 f"| {label} | server send → subscriber, {s['streaming']} streaming "
                 f"({_gc_label(run)}): p50 {run['p50_ms']} ms, **p99 {run['p99_ms']} ms** "
-                f"| p99 ≤ 50 ms | {_met(run['p99_ms'] <= 50)} |"
+                f"| p99 ≤ {goal_ms:g} ms | {_met(run['p99_ms'] <= goal_ms)} |"
             )
     return rows
 
@@ -476,7 +477,8 @@ def _duplex_section(doc: dict[str, Any]) -> list[str]:
         f"{p['goal_ms']:g} ms, in windows of {p['window_s']:g} s after {p['settle_s']:g} s to "
         "settle; a window in which the machine itself stalled (a probe thread of the idle "
         "parent woke late) is measured again. Every client runs in a fresh process of its own "
-        f"with Python's GC defaults; {p['rounds']} interleaved rounds in rotating order, "
+        f"with Python's GC defaults; {p['rounds']} interleaved round"
+        f"{'s' if p['rounds'] != 1 else ''} in rotating order, "
         "medians, ratios within a round.",
         "",
         "| Client | Talking conversations per core | p99 up / down at that load | CPU-s per "
