@@ -60,17 +60,25 @@ def answers(port: int, password: str) -> bool:
         return False
 
 
-def start_server(binary: str, directory: Path, port: int, password: str) -> subprocess.Popen[bytes]:
+def start_server(
+    binary: str, directory: Path, port: int, password: str, *, durable: bool = False
+) -> subprocess.Popen[bytes]:
+    """A server on ``port`` keeping its files in ``directory``. ``durable``: every write is in
+    the append-only file, fsynced before the reply (``appendonly yes``, ``appendfsync
+    always``), so restarted on the same directory (and port) it has everything it
+    acknowledged; otherwise it keeps nothing on disk."""
     options = {
         "port": str(port),
         "bind": "127.0.0.1",
         "dir": str(directory),
         "save": "",
-        "appendonly": "no",
+        "appendonly": "yes" if durable else "no",
         "requirepass": password,
         "daemonize": "no",
         "logfile": str(directory / "server.log"),
     }
+    if durable:
+        options["appendfsync"] = "always"
     arguments = [binary]
     for option, value in options.items():
         arguments += [f"--{option}", value]
@@ -94,29 +102,8 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 def start_durable_server(
     binary: str, directory: Path, port: int, password: str
 ) -> subprocess.Popen[bytes]:
-    """Like :func:`start_server`, but every write is in the append-only file, fsynced before
-    the reply (``appendonly yes``, ``appendfsync always``): restarted on the same ``directory``
-    (and port), the server has everything it acknowledged."""
-    options = {
-        "port": str(port),
-        "bind": "127.0.0.1",
-        "dir": str(directory),
-        "save": "",
-        "appendonly": "yes",
-        "appendfsync": "always",
-        "requirepass": password,
-        "daemonize": "no",
-        "logfile": str(directory / "server.log"),
-    }
-    arguments = [binary]
-    for option, value in options.items():
-        arguments += [f"--{option}", value]
-    return subprocess.Popen(
-        arguments,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """:func:`start_server` with ``durable=True``."""
+    return start_server(binary, directory, port, password, durable=True)
 
 
 # -- topologies: a Redis Cluster, a primary behind Sentinel (test_topologies.py) -----------------
