@@ -54,9 +54,19 @@ def test_seq_is_gap_free_and_no_task_is_left(figures: dict[str, Any]) -> None:
 
 
 def test_memory_stays_flat(figures: dict[str, Any]) -> None:
-    """No clear growth from the second quarter to the last. The 5 % goal is judged on the full
-    benchmark (1,000 conversations for an hour), where the noise of respawn timing averages
-    out; in ten minutes with five open microphones it is about +-8 %."""
+    """The library's state (media payloads apart) no more than 5 % above the second quarter
+    at the last: a leak of anything kept per question, turn, connection or incarnation shows
+    up here. Its quarters stay within about 2 % of each other from run to run."""
     growth = figures["memory_growth_q4_vs_q2"]
     assert growth is not None
-    assert growth <= 0.15, figures["memory_by_quarter"]
+    assert growth <= 0.05, figures["memory_by_quarter"]
+
+
+def test_media_payloads_stay_bounded(figures: dict[str, Any]) -> None:
+    """Held audio jumps with how many microphones are alive and which connection is mid-handoff
+    (up to about +40 % from one quarter's median to another's); unbounded, five microphones
+    would add some 30 MB a quarter to the 4 MB they hold, far past doubling."""
+    growth = figures["media_growth_q4_vs_q2"]
+    assert growth is not None
+    assert figures["media_by_quarter"][1] > 1_000_000  # the microphones' audio is there
+    assert growth <= 1.0, figures["media_by_quarter"]
