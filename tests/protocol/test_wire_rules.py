@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import enum
+import json
 import os
 from typing import Any
 
 import pytest
 
 from liveactors import InvalidCommand, ProtocolError
+from liveactors._protocol import _wire
 from liveactors._protocol._wire import (
     b64decode,
     b64encode,
@@ -169,3 +171,35 @@ def test_dumps_is_compact_utf8_json() -> None:
 def test_dumps_refuses_what_cannot_be_a_frame(message: dict[str, Any]) -> None:
     with pytest.raises(InvalidCommand):
         dumps(message)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        {"mimeType": "audio/pcm;rate=16000", "data": base64.b64encode(os.urandom(640)).decode()},
+        {"mimeType": 'audio/"odd"\\type', "data": "AAAA"},
+        {"mimeType": "image/jpeg", "data": "é €\n\t\x00\x1f\x7f😀"},
+    ],
+    ids=["base64", "quotes-backslash", "controls-non-ascii"],
+)
+@pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "template"])
+def test_media_chunks_are_written_exactly_as_the_encoder_writes_them(
+    blob: dict[str, str], orjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Microphone chunks take a fast path (orjson, or a template): byte for byte what the
+    standard encoder writes, so what reaches the service never depends on which path ran."""
+    if not orjson:
+        monkeypatch.setattr(_wire, "_orjson_dumps", None)
+    message = {"realtimeInput": {"audio": blob}}
+    expected = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert dumps(message) == expected
+
+
+@pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "template"])
+def test_a_media_chunk_with_a_lone_surrogate_is_refused(
+    orjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not orjson:
+        monkeypatch.setattr(_wire, "_orjson_dumps", None)
+    with pytest.raises(InvalidCommand):
+        dumps({"realtimeInput": {"audio": {"mimeType": "audio/pcm", "data": "\udc80"}}})
