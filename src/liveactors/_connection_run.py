@@ -36,6 +36,11 @@ __all__ = ["ConnectionRun"]
 
 log = logging.getLogger("liveactors.supervisor")
 
+# At most this much queued input goes out in one write: enough to catch a writer up in one
+# pass, little enough that a ping or a tool result waiting behind it is not held up.
+_BATCH_BYTES = 64 * 1024
+_BATCH_FRAMES = 32
+
 
 class ConnectionRun:
     """One connection of ``sup`` (see the module docstring)."""
@@ -190,14 +195,39 @@ class ConnectionRun:
                 await mailbox.wait_until(min(wake, handoff.wake_at(now)))
                 continue
             if type(command) is SendInput:
-                text, exchange = session.send_input(command.message, now, command.tag)
-                sup.replies.expect(exchange, command.reply)
-                sup.messages_out += 1
-                await self._send(text)
+                await self._send_inputs(command, now)
             elif type(command) is SendToolResult:
                 await self._send_tool_result(command)
             elif type(command) is Stop:
                 handoff.drain()
+
+    async def _send_inputs(self, command: SendInput, now: float) -> None:
+        """Send ``command`` and the input queued right behind it in one write: one pass through
+        TLS and one system call for all of them, instead of one each. Only a writer that fell
+        behind (its loop busy, a microphone producing meanwhile) finds a queue, so a prompt
+        writer sends each message alone, as soon as it comes: nothing waits to be batched."""
+        sup = self.sup
+        session, replies, mailbox = sup.session, sup.replies, sup.mailbox
+        text, exchange = session.send_input(command.message, now, command.tag)
+        replies.expect(exchange, command.reply)
+        sup.messages_out += 1
+        texts = [text]
+        size = len(text)
+        while size < _BATCH_BYTES and len(texts) < _BATCH_FRAMES:
+            if type(mailbox.peek_input()) is not SendInput:
+                break
+            queued = mailbox.take_input()
+            if type(queued) is not SendInput:
+                break  # None: an urgent command waits, and goes before the rest
+            text, exchange = session.send_input(queued.message, now, queued.tag)
+            replies.expect(exchange, queued.reply)
+            sup.messages_out += 1
+            texts.append(text)
+            size += len(text)
+        if len(texts) == 1:
+            await self._send(text)
+        else:
+            await self._send_many(texts)
 
     async def _send_tool_result(self, command: SendToolResult) -> None:
         sup = self.sup
@@ -216,6 +246,13 @@ class ConnectionRun:
         if may_send is not None and not may_send():
             raise LeaseLost(f"{self.sup.name}: this process no longer owns the conversation")
         await self.link.send(text)
+
+    async def _send_many(self, texts: list[str]) -> None:
+        """Send several frames in one write, under the same rule as :meth:`_send`."""
+        may_send = self.sup.may_send
+        if may_send is not None and not may_send():
+            raise LeaseLost(f"{self.sup.name}: this process no longer owns the conversation")
+        await self.link.send_many(texts)
 
     # -- reader -------------------------------------------------------------------------------
 

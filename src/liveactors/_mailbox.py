@@ -45,9 +45,8 @@ class Mailbox(Generic[T]):
         "_closed",
         "_input",
         "_reader",
-        "_reserved",
-        "_space",
         "_urgent",
+        "_waiting",
         "capacity",
     )
 
@@ -56,13 +55,12 @@ class Mailbox(Generic[T]):
         self._input: deque[T] = deque()
         self._urgent: deque[T] = deque()
         self._reader = trio.lowlevel.ParkingLot()
-        self._space = trio.lowlevel.ParkingLot()
+        #: Senders waiting for room, first come first: each with the item it brings.
+        self._waiting: deque[_Waiter[T]] = deque()
         #: What refused input raises (set by seal or close).
         self._closed: Callable[[], LiveError] | None = None
         #: Closed for good: urgent messages are refused too.
         self._all_closed = False
-        #: Free slots promised to putters woken by :meth:`take` that have not run yet.
-        self._reserved = 0
         #: When the run's alarm will poke this mailbox (infinity: it will not), and that alarm.
         self._alarm_at = math.inf
         self._alarm: _Alarm | None = None
@@ -87,21 +85,45 @@ class Mailbox(Generic[T]):
     async def put(self, item: T) -> None:
         """Queue ``item`` in order, waiting while the mailbox is full.
 
-        Senders that had to wait are served first come, first served: a newcomer neither
-        overtakes them nor takes the slot that :meth:`take` freed for the next of them.
+        Senders that had to wait are served first come, first served: a newcomer never
+        overtakes them. A waiting sender's item enters the queue the moment a slot frees (the
+        consumer moves it in, then wakes the sender), so the order holds even when one pass of
+        the consumer frees several slots at once. A sender cancelled while waiting leaves no
+        trace.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        if self._space or len(self._input) + self._reserved >= self.capacity:
-            # Wait in line. :meth:`take` wakes one waiter per freed slot and reserves that slot
-            # for it; a woken task is rescheduled and cannot be cancelled before it runs, so the
-            # reservation is always claimed here.
-            await self._space.park()
-            self._check_open()
-            self._reserved -= 1
+        if self._waiting or len(self._input) >= self.capacity:
+            waiter = _Waiter(item, trio.lowlevel.current_task())
+            self._waiting.append(waiter)
+
+            def abort(_: Any) -> trio.lowlevel.Abort:
+                self._waiting.remove(waiter)  # not admitted: a woken task cannot be aborted
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            if not waiter.admitted:
+                self._check_open()  # woken by seal() or close(), which always set the error
+                raise AssertionError("a waiting sender was woken with no room and no error")
+            return
         self._input.append(item)
         self._reader.unpark()
         await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _admit(self) -> None:
+        """Move waiting senders' items into the freed slots, in order, and wake them."""
+        waiting, queue = self._waiting, self._input
+        while waiting and len(queue) < self.capacity:
+            waiter = waiting.popleft()
+            waiter.admitted = True
+            queue.append(waiter.item)
+            trio.lowlevel.reschedule(waiter.task)
+
+    def _release_waiting(self) -> None:
+        """Wake every waiting sender without admitting it (it raises the closing error)."""
+        waiting = self._waiting
+        while waiting:
+            trio.lowlevel.reschedule(waiting.popleft().task)
 
     def check_urgent(self) -> None:
         """Raise the closing error if the mailbox takes no urgent messages any more."""
@@ -119,10 +141,19 @@ class Mailbox(Generic[T]):
             return self._urgent.popleft()
         if include_input and self._input:
             item = self._input.popleft()
-            if self._space:
-                self._reserved += len(self._space.unpark())
+            if self._waiting:
+                self._admit()
             return item
         return None
+
+    def take_input(self) -> T | None:
+        """The next input item, but None while an urgent item waits (it goes first)."""
+        if self._urgent or not self._input:
+            return None
+        item = self._input.popleft()
+        if self._waiting:
+            self._admit()
+        return item
 
     def peek_input(self) -> T | None:
         """The next input item without taking it."""
@@ -175,8 +206,7 @@ class Mailbox(Generic[T]):
         for room) but keep what is queued, followed by ``last``, for the consumer to drain."""
         self._closed = error
         self._input.append(last)
-        self._reserved = 0
-        self._space.unpark_all()
+        self._release_waiting()
         self._reader.unpark()
 
     def close(self, error: Callable[[], LiveError]) -> list[T]:
@@ -187,11 +217,20 @@ class Mailbox(Generic[T]):
         left = list(self._urgent) + list(self._input)
         self._urgent.clear()
         self._input.clear()
-        self._reserved = 0
         self._drop_alarm()
-        self._space.unpark_all()
+        self._release_waiting()
         self._reader.unpark_all()
         return left
+
+
+@attrs.define(eq=False)
+class _Waiter(Generic[T]):
+    """A sender waiting for room in a full mailbox, and what it brings."""
+
+    item: T
+    task: trio.lowlevel.Task
+    #: Its item went into the queue (else it was woken by a seal or close).
+    admitted: bool = False
 
 
 class _Alarm:

@@ -255,22 +255,28 @@ class Link:
         Cancelling a send that has begun to write breaks the link (see :meth:`_write`): the
         peer never sees half a frame followed by another.
         """
+        await self._check_writable()
+        await self._write(self._writer.text(text))
+
+    async def _check_writable(self) -> None:
+        """Raise the link's typed error (after a checkpoint) if nothing may be sent on it."""
         if self.close_info is not None:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
         if self._close_sent:  # we began closing
             await trio.lowlevel.checkpoint()
             raise self._close_with(ABNORMAL, "")
-        await self._write(self._writer.text(text))
+
+    async def send_many(self, texts: list[str]) -> None:
+        """Send several text frames in one write (one TLS record, one system call), in
+        order; the same rules as :meth:`send`."""
+        await self._check_writable()
+        text = self._writer.text
+        await self._write(b"".join([text(t) for t in texts]))
 
     async def ping(self) -> None:
         """Send a ping; its pong (or anything else) counts in :attr:`reads`."""
-        if self.close_info is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._closed_error()
-        if self._close_sent:
-            await trio.lowlevel.checkpoint()
-            raise self._close_with(ABNORMAL, "")
+        await self._check_writable()
         await self._write(self._writer.frame(PING, b"liveactors"))
 
     async def receive(self) -> str | bytes:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from google.genai import types
@@ -23,6 +24,7 @@ from .conftest import (
     AUDIO_MODEL,
     MANUAL_VAD,
     SLOW_RESTART,
+    TEXT_MODEL,
     client_bodies,
     conversation,
     fake,
@@ -408,6 +410,56 @@ async def test_waiting_senders_are_served_in_arrival_order(autojump_clock: MockC
         texts = user_texts(server)
         assert texts[-3:] == ["late-a", "late-b", "late-c"]
         assert len(texts) == 259
+
+
+@attrs.define(eq=False)
+class CountingStream(trio.abc.Stream):
+    """The client end of an in-memory connection, counting its writes."""
+
+    inner: trio.abc.Stream
+    writes: list[int]
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(len(data))
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_input_queued_behind_the_writer_goes_out_in_few_writes(
+    autojump_clock: MockClock,
+) -> None:
+    """A writer that finds input queued (here: 200 messages sent while it reconnected) sends
+    what is queued together, one write for many frames, and in order."""
+    writes: list[list[int]] = []
+    async with fake() as server:
+
+        async def dial(request: liveactors.ConnectRequest) -> trio.abc.Stream:
+            writes.append([])
+            return CountingStream(await server.dial(request), writes[-1])
+
+        backend = server.backend(model=TEXT_MODEL, transport=liveactors.MemoryTransport(dial))
+        async with (
+            conversation(server, restart=SLOW_RESTART, backend=backend) as (_, conv),
+            recording(conv.subscribe, events.Reconnecting) as rec,
+        ):
+            server.faults.drop_now()
+            await rec.wait_for_event(events.Reconnecting)
+            for i in range(200):
+                await conv.send_text(f"queued{i}", turn_complete=False)
+            await server.log.wait_for(lambda: len(user_texts(server)) == 200)
+    assert user_texts(server) == [f"queued{i}" for i in range(200)]
+    assert len(writes) == 2
+    # The upgrade request and the setup frame, then the queue (at most 32 frames a write),
+    # then the close frame.
+    assert 2 + 200 / 32 <= len(writes[1]) <= 2 + 200 / 16, writes[1]
 
 
 async def test_cancelled_sender_leaves_no_trace(autojump_clock: MockClock) -> None:

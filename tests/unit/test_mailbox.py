@@ -14,6 +14,18 @@ def stopped() -> LiveError:
     return ConversationStopped("mailbox closed")
 
 
+async def take_all(mb: Mailbox[int], count: int) -> list[int]:
+    """Take ``count`` input items, letting waiting senders run whenever none is there."""
+    got: list[int] = []
+    while len(got) < count:
+        item = mb.take_input()
+        if item is None:
+            await trio.testing.wait_all_tasks_blocked()
+            continue
+        got.append(item)
+    return got
+
+
 async def test_input_comes_out_in_order() -> None:
     mb: Mailbox[int] = Mailbox(10)
     for i in range(10):
@@ -84,14 +96,35 @@ async def test_waiting_senders_are_served_first_come_first_served() -> None:
         for i in range(1, 6):
             nursery.start_soon(mb.put, i)
             await trio.testing.wait_all_tasks_blocked()  # i is now waiting, in arrival order
-        got = []
-        while len(got) < 6:
-            item = mb.take()
-            if item is None:
-                await trio.testing.wait_all_tasks_blocked()
-                continue
-            got.append(item)
+        got = await take_all(mb, 6)
     assert got == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("attempt", range(10))
+async def test_slots_freed_in_one_pass_admit_waiting_senders_in_order(attempt: int) -> None:
+    """Regression: the writer takes several queued inputs at once (to send them in one
+    write); each take woke a waiting sender and the woken senders then appended in whatever
+    order trio ran them (it shuffles the tasks it wakes together)."""
+    mb: Mailbox[int] = Mailbox(4)
+    for i in range(4):
+        await mb.put(i)
+    async with trio.open_nursery() as nursery:
+        for i in range(4, 10):
+            nursery.start_soon(mb.put, i)
+            await trio.testing.wait_all_tasks_blocked()
+        taken = [mb.take_input() for _ in range(4)]  # no pass through the scheduler between
+        taken += await take_all(mb, 6)
+    assert taken == list(range(10))
+
+
+async def test_take_input_leaves_input_behind_an_urgent_item() -> None:
+    mb: Mailbox[str] = Mailbox(4)
+    await mb.put("in")
+    mb.put_urgent("urgent")
+    assert mb.take_input() is None
+    assert mb.take() == "urgent"
+    assert mb.take_input() == "in"
+    assert mb.take_input() is None
 
 
 async def test_a_newcomer_does_not_take_the_slot_freed_for_a_waiting_sender(
