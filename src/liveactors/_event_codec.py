@@ -16,6 +16,10 @@
 This runs once per event on a hot path, so the work per class (resolving annotations, picking
 converters) is done once, at import, into a plan; an event with no bytes or pydantic fields
 costs a few dict operations and type checks each way.
+
+A store that can hold bytes as they are (the cluster's journal) may carry an event's media (the
+``data`` of an ``AudioChunk`` or a ``VideoChunk``) apart from the JSON: ``media=False`` writes
+it as ``""``, and ``event_from_json(data, media=...)`` puts the bytes back.
 """
 
 from __future__ import annotations
@@ -158,6 +162,8 @@ class _Plan(typing.NamedTuple):
     plain: tuple[str, ...]  # fields that are JSON as they are
     get_plain: Callable[[Any], tuple[Any, ...]]
     converted: tuple[tuple[str, _Convert], ...]  # (field, encoder)
+    converted_bare: tuple[tuple[str, _Convert], ...]  # the same, less the media field
+    media: str | None  # the bytes field carried apart with media=False
     secret: tuple[tuple[str, _Convert | None], ...]  # (field, encoder)
     fields: tuple[tuple[str, _Codec, bool], ...]  # (field, codec, required)
 
@@ -185,8 +191,20 @@ def _plan(cls: type[ev.Event]) -> _Plan:
         fields.append((name, codec, field.default is attrs.NOTHING))
     getter = attrgetter(*plain)
     get_plain = getter if len(plain) > 1 else lambda event: (getter(event),)
+    media = [name for name, codec, _ in fields if codec.encode is _encode_bytes]
+    if len(media) > 1:
+        raise TypeError(f"{cls.__name__}: more than one bytes field")
+    bare = tuple(item for item in converted if item[0] not in media)
     return _Plan(
-        cls, cls.__name__, tuple(plain), get_plain, tuple(converted), tuple(secret), tuple(fields)
+        cls,
+        cls.__name__,
+        tuple(plain),
+        get_plain,
+        tuple(converted),
+        bare,
+        media[0] if media else None,
+        tuple(secret),
+        tuple(fields),
     )
 
 
@@ -199,18 +217,24 @@ _BY_NAME: Final[dict[str, _Plan]] = {plan.name: plan for plan in _PLANS.values()
 del _name, _cls
 
 
-def event_to_json(event: ev.Event, *, secrets: bool = False) -> dict[str, Any]:
+def event_to_json(event: ev.Event, *, secrets: bool = False, media: bool = True) -> dict[str, Any]:
     """A plain-JSON dict of ``event``: ``"type"`` and every field, bytes as base64.
 
     Secret fields (the resumption handle) are ``null`` unless ``secrets`` is true: keep them
-    for a trusted store, never for a browser. TypeError for a class not in ``events``.
+    for a trusted store, never for a browser. With ``media`` false, the media field (see the
+    module docstring) is ``""``: the caller carries its bytes. TypeError for a class not in
+    ``events``.
     """
     plan = _PLANS.get(type(event))
     if plan is None:
         raise TypeError(f"not a liveactors event: {type(event).__name__}")
     out: dict[str, Any] = dict(zip(plan.plain, plan.get_plain(event), strict=True))
     out["type"] = plan.name
-    for name, encode in plan.converted:
+    if media or plan.media is None:
+        converted = plan.converted
+    else:
+        converted, out[plan.media] = plan.converted_bare, ""
+    for name, encode in converted:
         value = getattr(event, name)
         out[name] = None if value is None else encode(value)
     for name, encode_secret in plan.secret:
@@ -219,12 +243,14 @@ def event_to_json(event: ev.Event, *, secrets: bool = False) -> dict[str, Any]:
     return out
 
 
-def event_from_json(data: Mapping[str, Any]) -> ev.Event:
+def event_from_json(data: Mapping[str, Any], *, media: bytes | None = None) -> ev.Event:
     """The event :func:`event_to_json` made ``data`` from.
 
-    ValueError, naming the type and the field, for an unknown ``"type"``, a missing field (one
-    with a default may be left out) or a value of the wrong JSON type. Keys that name no field
-    are ignored, so a newer writer's extra fields do not break an older reader.
+    ``media``, when given, is the value of the media field (see the module docstring), carried
+    apart from ``data``. ValueError, naming the type and the field, for an unknown ``"type"``,
+    a missing field (one with a default may be left out), a value of the wrong JSON type, or
+    media for a type without a media field. Keys that name no field are ignored, so a newer
+    writer's extra fields do not break an older reader.
     """
     if type(data) is not dict and not isinstance(data, Mapping):
         raise ValueError(f"an event must be a JSON object, not {type(data).__name__}")
@@ -248,4 +274,8 @@ def event_from_json(data: Mapping[str, Any]) -> ev.Event:
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{name}.{field}: {exc}") from exc
         kwargs[field] = value
+    if media is not None:
+        if plan.media is None:
+            raise ValueError(f"{name}: has no media field")
+        kwargs[plan.media] = media
     return plan.cls(**kwargs)
