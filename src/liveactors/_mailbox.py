@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ._reply import ReplyBuilder
 
-__all__ = ["Command", "Mailbox", "SendInput", "SendToolResult", "Stop"]
+__all__ = ["Alarm", "Command", "Mailbox", "SendInput", "SendToolResult", "Stop"]
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ class Mailbox(Generic[T]):
         "capacity",
     )
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, alarm: Alarm | None = None) -> None:
         self.capacity = capacity
         self._input: deque[T] = deque()
         self._urgent: deque[T] = deque()
@@ -61,9 +61,10 @@ class Mailbox(Generic[T]):
         self._closed: Callable[[], LiveError] | None = None
         #: Closed for good: urgent messages are refused too.
         self._all_closed = False
-        #: When the run's alarm will poke this mailbox (infinity: it will not), and that alarm.
+        #: The alarm that pokes this mailbox at a deadline (:meth:`wait_until`; without one, a
+        #: cancel scope per wait), and when it will (infinity: it will not).
+        self._alarm = alarm
         self._alarm_at = math.inf
-        self._alarm: _Alarm | None = None
 
     def __len__(self) -> int:
         return len(self._input)
@@ -167,20 +168,20 @@ class Mailbox(Generic[T]):
         """Like :meth:`wait`, but wake at ``deadline`` (trio time) at the latest; may also wake
         early (the caller looks again anyway).
 
-        Unlike ``with trio.move_on_at(deadline): await wait()``, this makes no cancel scope per
-        wait: the run's one alarm task (see :class:`_Alarm`) pokes the mailbox when its
-        deadline comes. A conversation's writer waits here after every message it sends; a
-        scope per wait was five tracked objects alive across each wait (the garbage
-        collector's young passes kept promoting them) and a few microseconds to enter and
-        leave."""
+        With an :class:`Alarm` (every conversation's mailbox has its orchestrator's), this
+        makes no cancel scope per wait: the alarm pokes the mailbox when its deadline comes. A
+        conversation's writer waits here after every message it sends; a scope per wait was
+        five tracked objects alive across each wait (the garbage collector's young passes kept
+        promoting them) and a few microseconds to enter and leave."""
         if deadline <= trio.current_time():
             await trio.lowlevel.checkpoint()
             return
+        alarm = self._alarm
+        if alarm is None:
+            with trio.move_on_at(deadline):
+                await self._reader.park()
+            return
         if deadline < self._alarm_at:
-            alarm = self._alarm
-            if alarm is None:
-                alarm = self._alarm = _Alarm.current()
-                alarm.live += 1
             self._alarm_at = deadline
             alarm.add(deadline, self)
         await self._reader.park()
@@ -188,14 +189,8 @@ class Mailbox(Generic[T]):
     def _ring(self, deadline: float) -> None:
         """The alarm for ``deadline`` went off (ignored if a later wait moved it)."""
         if self._alarm_at == deadline:
-            self._drop_alarm()
+            self._alarm_at = math.inf
             self._reader.unpark()
-
-    def _drop_alarm(self) -> None:
-        alarm = self._alarm
-        if alarm is not None:
-            self._alarm, self._alarm_at = None, math.inf
-            alarm.release()
 
     def poke(self) -> None:
         """Wake the consumer so it re-checks its conditions."""
@@ -217,7 +212,7 @@ class Mailbox(Generic[T]):
         left = list(self._urgent) + list(self._input)
         self._urgent.clear()
         self._input.clear()
-        self._drop_alarm()
+        self._alarm_at = math.inf  # a pending ring finds nothing to do
         self._release_waiting()
         self._reader.unpark_all()
         return left
@@ -233,9 +228,9 @@ class _Waiter(Generic[T]):
     admitted: bool = False
 
 
-class _Alarm:
-    """A task that pokes mailboxes at their deadlines (:meth:`Mailbox.wait_until`): a heap of
-    (deadline, mailbox) in place of a cancel scope per wait.
+class Alarm:
+    """Pokes mailboxes at their deadlines (:meth:`Mailbox.wait_until`): one task and a heap of
+    (deadline, mailbox), in place of a cancel scope per wait.
 
     Why not a scope per wait: trio keeps every deadline it was given in a heap and drops the
     entry of a scope that exited early only when the heap has grown to twice the live ones
@@ -246,56 +241,37 @@ class _Alarm:
     stopped the loop every few seconds. Here a mailbox whose deadline did not come closer adds
     nothing; one whose alarm went off early (it had moved later) costs its writer one look.
 
-    One per trio run, spawned as a system task when first needed and gone once no mailbox
-    waits on it (the last one closed), so it never outlives the conversations."""
-
-    _var: trio.lowlevel.RunVar[_Alarm] = trio.lowlevel.RunVar("liveactors_mailbox_alarm")
+    An orchestrator owns one and runs :meth:`run` in its nursery for its whole life (asleep
+    while no deadline is due)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Mailbox[Any]]] = []
         self._order = itertools.count()
-        self._sleep = trio.CancelScope()  # replaced at each sleep; set to an early deadline
-        #: Mailboxes with a deadline registered here.
-        self.live = 0
-        self.done = False
+        #: The current sleep's scope; a deadline earlier than its own moves it.
+        self._sleep = trio.CancelScope()
 
-    @classmethod
-    def current(cls) -> _Alarm:
-        try:
-            alarm: _Alarm | None = cls._var.get()
-        except LookupError:
-            alarm = None
-        if alarm is None or alarm.done:
-            alarm = cls()
-            cls._var.set(alarm)
-            trio.lowlevel.spawn_system_task(alarm._run, name="liveactors mailbox alarm")
-        return alarm
+    def __len__(self) -> int:
+        """Deadlines registered and not rung yet."""
+        return len(self._heap)
 
     def add(self, deadline: float, mailbox: Mailbox[Any]) -> None:
+        """Poke ``mailbox`` at ``deadline`` (it ignores a ring it no longer waits for)."""
         heapq.heappush(self._heap, (deadline, next(self._order), mailbox))
         if deadline < self._sleep.deadline:
             self._sleep.deadline = deadline
 
-    def release(self) -> None:
-        """A mailbox no longer waits on this alarm."""
-        self.live -= 1
-        if self.live <= 0:
-            self._sleep.cancel()  # nothing left to ring: the task ends
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Ring each deadline as it comes, until cancelled."""
         heap = self._heap
         try:
-            while self.live > 0:
+            while True:
                 now = trio.current_time()
                 while heap and heap[0][0] <= now:
                     deadline, _, mailbox = heapq.heappop(heap)
                     mailbox._ring(deadline)
-                if self.live <= 0:
-                    break
                 with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._sleep:
                     await trio.sleep_forever()
         finally:
-            self.done = True
             heap.clear()
 
 

@@ -56,6 +56,7 @@ from ._errors import InvalidCommand
 from ._exception_groups import sole_exception
 from ._handle_writer import HandleWriter
 from ._handles import HANDLE_VALIDITY, HandleStore, MemoryHandleStore
+from ._mailbox import Alarm
 from ._protocol.setup import ConfigLike
 from ._registry import Entry, Registry, StartedFlag
 from ._restart import RestartPolicy
@@ -117,6 +118,8 @@ class Orchestrator:
         self._subscriptions: set[Subscription] = set()
         #: Observability counters beyond the statistics, read by liveactors.metrics.
         self._telemetry = _observe.Telemetry()
+        #: Pokes the conversations' mailboxes at their deadlines (runs in the nursery).
+        self._alarm = Alarm()
 
     def __repr__(self) -> str:
         state = "closing" if self.closing else "open"
@@ -194,6 +197,7 @@ class Orchestrator:
                 journal=None if hooks is None else hooks.journal,
                 may_send=None if hooks is None else hooks.may_send,
                 telemetry=self._telemetry,
+                alarm=self._alarm,
             )
             if hooks is not None:
                 hooks.prepare(entry.supervisor)
@@ -455,6 +459,7 @@ async def open_orchestrator(
                     replay_window=replay_window,
                 )
                 nursery.start_soon(orch._handles.run)
+                nursery.start_soon(orch._alarm.run)
                 _observe.opened(orch)
                 try:
                     yield orch

@@ -52,7 +52,7 @@ from ._errors import (
     SessionRejected,
 )
 from ._handoff import Ending, HandoffTimer
-from ._mailbox import Command, Mailbox, SendInput, SendToolResult, Stop
+from ._mailbox import Alarm, Command, Mailbox, SendInput, SendToolResult, Stop
 from ._observe import ConversationObserver, Telemetry
 from ._protocol.session import ProtocolSession
 from ._publish import Publisher
@@ -103,6 +103,7 @@ class Supervisor:
         journal: Callable[[ev.Event], None] | None = None,
         may_send: Callable[[], bool] | None = None,
         telemetry: Telemetry | None = None,
+        alarm: Alarm | None = None,
     ) -> None:
         """``journal`` sees every event, in ``seq`` order, synchronously, just before it is
         published (a cluster worker records it durably); ``may_send`` is asked before every
@@ -113,7 +114,8 @@ class Supervisor:
         seconds before the newest is trimmed from the replay buffer, so a long stream neither
         grows memory nor is replayed whole after a reconnect (``math.inf``: keep it all).
 
-        ``telemetry``: the orchestrator's observability counters (``_observe.py``)."""
+        ``telemetry``: the orchestrator's observability counters (``_observe.py``); ``alarm``:
+        its mailbox alarm (the writer's timed waits then make no cancel scope each)."""
         self.name = name
         self.backend = backend
         self.config = session.config
@@ -146,7 +148,7 @@ class Supervisor:
         #: Every handle this conversation used or received (newest kept): a close reason that
         #: quotes one never shows it in an error or a log record.
         self.secrets = Secrets([initial_handle, session.handle])
-        self.mailbox: Mailbox[Command] = Mailbox(mailbox_size)
+        self.mailbox: Mailbox[Command] = Mailbox(mailbox_size, alarm)
         self.ref = ConversationRef(self)
         actor.ref = self.ref
         self.state = ConversationState.CONNECTING

@@ -6,8 +6,10 @@ import pytest
 import trio
 import trio.testing
 
+import liveactors
 from liveactors import ConversationStopped, LiveError
-from liveactors._mailbox import Mailbox
+from liveactors._mailbox import Alarm, Mailbox
+from liveactors.testing import open_fake_server
 
 
 def stopped() -> LiveError:
@@ -275,3 +277,74 @@ async def test_close_wakes_the_consumer() -> None:
         await trio.testing.wait_all_tasks_blocked()
         mb.close(stopped)
     # Reaching here means the waiting consumer was woken (else the nursery would hang).
+
+
+async def test_wait_until_wakes_at_the_deadline_by_the_alarm(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With an alarm, a timed wait is rung by the alarm's task (no cancel scope of its own):
+    at the deadline, or earlier by a put."""
+    alarm = Alarm()
+    mb: Mailbox[int] = Mailbox(4, alarm)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alarm.run)
+        start = trio.current_time()
+        await mb.wait_until(start + 5)
+        assert trio.current_time() - start == pytest.approx(5)
+        assert len(alarm) == 0
+
+        async def put_later() -> None:
+            await trio.sleep(1)
+            await mb.put(1)
+
+        nursery.start_soon(put_later)
+        start = trio.current_time()
+        await mb.wait_until(start + 30)
+        assert trio.current_time() - start == pytest.approx(1)
+        assert mb.take() == 1
+        nursery.cancel_scope.cancel()  # the alarm runs until its owner ends it
+
+
+async def test_repeated_waits_for_one_deadline_register_it_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A writer waits after every message with the same keepalive deadline: that must not
+    grow the alarm's heap."""
+    alarm = Alarm()
+    mb: Mailbox[int] = Mailbox(4, alarm)
+    deadline = trio.current_time() + 30
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(alarm.run)
+        for i in range(100):
+            nursery.start_soon(mb.put, i)
+            await mb.wait_until(deadline)
+            assert mb.take() == i
+        assert len(alarm) == 1
+        await mb.wait_until(deadline)  # nothing put: the alarm rings at the deadline
+        assert trio.current_time() == pytest.approx(deadline)
+        assert len(alarm) == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_wait_until_without_an_alarm_uses_a_deadline_of_its_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mb: Mailbox[int] = Mailbox(4)
+    start = trio.current_time()
+    await mb.wait_until(start + 5)
+    assert trio.current_time() - start == pytest.approx(5)
+
+
+async def test_the_orchestrator_runs_the_alarm_and_ends_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Structured: the alarm is a task of the orchestrator's nursery, gone when it closes."""
+    async with open_fake_server(listen=False) as server:
+        async with liveactors.open_orchestrator(server.backend()) as orch:
+            conv = await orch.spawn({"response_modalities": ["AUDIO"]}, name="c")
+            await conv.send_text("hello")
+            names = [task.name for task in orch._nursery.child_tasks]
+            assert any(name.endswith("Alarm.run") for name in names), names
+            await trio.sleep(60)  # keepalive deadlines come and go by the alarm
+        # Leaving the block returned (a task outliving it would have kept it open forever).
+        assert not orch._nursery.child_tasks
