@@ -13,11 +13,12 @@ Each entry is one JSON object (field ``c``) with a kind ``k``:
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from google.genai import types
+
+from ._json import dumps, loads
 
 if TYPE_CHECKING:
     from .._supervisor import Supervisor
@@ -37,27 +38,32 @@ class Command:
     grace: float = 5.0
 
 
+# Commands are JSON text (str): they go into Lua scripts' arguments and the owner's notice.
+# orjson writes them (``_json``): a microphone chunk's command takes 4 us with the standard
+# library and 1 us with orjson, on every 20 ms chunk a client sends.
+
+
 def text(value: str, turn_complete: bool) -> str:
-    return json.dumps({"k": "text", "text": value, "tc": turn_complete}, ensure_ascii=False)
+    return dumps({"k": "text", "text": value, "tc": turn_complete}).decode()
 
 
 def wire(message: dict[str, Any]) -> str:
-    return json.dumps({"k": "wire", "m": message}, ensure_ascii=False)
+    return dumps({"k": "wire", "m": message}).decode()
 
 
 def tool(responses: list[types.FunctionResponse]) -> str:
     body = [r.model_dump(mode="json", exclude_none=True) for r in responses]
-    return json.dumps({"k": "tool", "r": body}, ensure_ascii=False)
+    return dumps({"k": "tool", "r": body}).decode()
 
 
 def stop(grace: float) -> str:
-    return json.dumps({"k": "stop", "grace": grace})
+    return dumps({"k": "stop", "grace": grace}).decode()
 
 
 def decode_command(raw: str) -> Command:
     """The command of one stream entry (``ValueError`` for one no client of this version
     writes)."""
-    data = json.loads(raw)
+    data = loads(raw)
     kind = data.get("k")
     if kind == "text":
         return Command("text", text=str(data["text"]), turn_complete=bool(data["tc"]))

@@ -17,16 +17,14 @@ An event's field ``e`` in the stream is its JSON (``_event_codec``), except for 
 carries media (``AudioChunk``, ``VideoChunk``): its JSON with ``"data": ""``, a NUL byte (which
 JSON text never holds), then the bytes as they are. Base64 both ways would cost more than the
 rest of the event's trip (:func:`encode_event`, :func:`decode_event`). The JSON is written and
-read by orjson when it is installed (a tenth of the standard library's cost); what it cannot
-carry the same way, the standard library does, so the text means the same either way.
+read by orjson where it means the same as the standard library's (``_json``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -35,17 +33,10 @@ from .. import events as ev
 from .._errors import LeaseLost
 from .._event_codec import event_from_json, event_to_json
 from .._protocol.tracker import EventTracker, TurnPhase
+from ._json import dumps, loads
 
 if TYPE_CHECKING:
     from .._supervisor import Supervisor
-
-_orjson_dumps: Callable[[Any], bytes] | None
-_orjson_loads: Callable[[bytes], Any] | None
-try:
-    from orjson import dumps as _orjson_dumps
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - the standard library does it all
-    _orjson_dumps = _orjson_loads = None
 
 __all__ = ["Batch", "Journal", "decode_event", "encode_event"]
 
@@ -216,66 +207,14 @@ def encode_event(event: ev.Event) -> str | bytes:
     """``event`` as the stream's field ``e`` (see the module docstring)."""
     data = getattr(event, "data", None)
     if type(data) is bytes and data:
-        return _dumps(event_to_json(event, media=False)) + b"\0" + data
-    return _dumps(event_to_json(event))
+        return dumps(event_to_json(event, media=False)) + b"\0" + data
+    return dumps(event_to_json(event))
 
 
 def decode_event(field: bytes) -> ev.Event:
     """The event :func:`encode_event` wrote (``ValueError`` if it is not one)."""
     head, media, data = field.partition(b"\0")
-    return event_from_json(_loads(head), media=data if media else None)
-
-
-def _dumps(value: dict[str, Any]) -> bytes:
-    """Compact JSON text of an event: by orjson unless it would write it differently from the
-    standard library (which writes a NaN or an infinity as such where orjson writes ``null``,
-    and takes what orjson refuses: integers beyond 64 bits, lone surrogates)."""
-    if _orjson_dumps is not None:
-        try:
-            text = _orjson_dumps(value)
-        except TypeError:  # orjson.JSONEncodeError
-            pass
-        else:
-            if b"null" not in text or _ordinary(value):
-                return text
-    # ASCII, escapes and all: a lone surrogate has no UTF-8 (the standard library reads the
-    # escape back as it is).
-    return json.dumps(value, separators=(",", ":")).encode("ascii")
-
-
-def _loads(text: bytes) -> Any:
-    """The value of JSON text: by orjson, or by the standard library for what orjson refuses
-    and ``_dumps`` may have written (NaN, lone surrogates) or reads otherwise (an integer
-    beyond 64 bits, which orjson makes a float)."""
-    if _orjson_loads is not None:
-        try:
-            value = _orjson_loads(text)
-        except ValueError:  # orjson.JSONDecodeError
-            pass
-        else:
-            if type(value) is not dict or _ordinary(value):
-                return value
-    return json.loads(text)
-
-
-# Floats at least this large might be integers orjson could not hold as such.
-_BIG: Final = float(2**63)
-
-
-def _ordinary(value: Any) -> bool:
-    """Every float in ``value`` (nested in dicts and lists) is finite and below 2**63 in
-    magnitude: orjson writes it as the standard library does, and did not read it from an
-    integer literal."""
-    for item in value.values() if type(value) is dict else value:
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue  # the usual values first: this runs for every event read
-        if kind is float:
-            if not -_BIG < item < _BIG:  # NaN too
-                return False
-        elif (kind is dict or kind is list or kind is tuple) and not _ordinary(item):
-            return False
-    return True
+    return event_from_json(loads(head), media=data if media else None)
 
 
 def _after(entry_id: str) -> str:
