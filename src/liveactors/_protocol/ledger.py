@@ -29,11 +29,13 @@ of one generation, and a regenerated turn asks again.
 Bounded replay: realtime media older than ``replay_window`` is trimmed from the replay buffer
 (:mod:`~liveactors._protocol.media_window`). Work per chunk or per event is O(1): the exchanges
 waiting for an answer are kept in a queue of their own.
+
+Where the parts live: the plan after a reconnect in :mod:`~liveactors._protocol.ledger_resume`,
+the durable input of a cluster worker's journal in :mod:`~liveactors._protocol.ledger_adopt`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -50,22 +52,16 @@ from .exchange import (
     is_trigger,
     user_text,
 )
+from .handle_mode import HandleMode
+from .ledger_adopt import DurableInput
+from .ledger_resume import ResumePlanning
 from .media_window import MediaWindow
 
 __all__ = ["Exchange", "HandleMode", "InputLedger", "ResumePlan", "history_message", "is_trigger"]
 
 
-class HandleMode(enum.Enum):
-    """How the service issues resumption handles (learned at run time)."""
-
-    UNKNOWN = "unknown"
-    PER_TURN = "per_turn"
-    ONCE = "once"
-    TRANSPARENT = "transparent"
-
-
 @attrs.define
-class InputLedger:
+class InputLedger(ResumePlanning, DurableInput):
     """Tracks input from send to coverage by a handle, and the transcript behind it."""
 
     #: Most history entries kept in the transcript; older ones are forgotten, as the service's
@@ -337,175 +333,6 @@ class InputLedger:
     def trimmed(self) -> int:
         """Media chunks trimmed so far (older than the replay window)."""
         return self._media.trimmed
-
-    # -- durable input (a cluster worker's journal) -----------------------------------------------
-
-    def earliest_held_tag(self) -> str | None:
-        """The tag of the oldest input still held for a replay: every tagged input sent before
-        it is covered by the latest handle, trimmed by the replay window, or a tool response,
-        so none of it is ever sent again."""
-        for exchange in self.exchanges:
-            for _, item in exchange.entries():
-                tag = exchange.tag_of(item)
-                if tag is not None:
-                    return tag
-        return None
-
-    def adopt(
-        self,
-        inputs: list[tuple[str, dict[str, Any], float]],
-        answered: dict[str, list[str]],
-        seen: set[str],
-        mode: HandleMode,
-        transcript: list[dict[str, Any]],
-    ) -> None:
-        """Take over a conversation another process ran: ``inputs`` (tag, message, send time)
-        is its input that no handle covers, in order, as if sent on an earlier connection;
-        ``answered`` maps the tag that ended an answered exchange to the model's answer text,
-        ``seen`` holds the tags of exchanges whose answer had begun, ``mode`` is how its handles
-        came and ``transcript`` its covered history. The next :meth:`plan` then resumes,
-        restores and replays exactly as after a reconnect in one process."""
-        self.mode = mode
-        for content in transcript:
-            self._remember(content)
-        for tag, message, sent_at in inputs:
-            exchange = self.sent(message, None, sent_at, tag)
-            if exchange is None:
-                continue
-            if tag in answered:
-                exchange.triggered = True
-                exchange.answered = True
-                exchange.output_seen = True
-                exchange.model_text = list(answered[tag])
-                if exchange in self._waiting:
-                    self._waiting.remove(exchange)
-            elif tag in seen:
-                exchange.output_seen = True
-
-    # -- reconnecting -------------------------------------------------------------------------
-
-    @property
-    def outstanding(self) -> bool:
-        """Some question was sent and its answer has not completed yet."""
-        return bool(self._waiting)
-
-    @property
-    def handoff_ready(self) -> bool:
-        """Switching connections now loses and repeats nothing: every question was answered
-        and (unless handles come once) covered by a handle. Open streamed input is fine: it is
-        newer than the handle and is sent again."""
-        if self.mode in (HandleMode.ONCE, HandleMode.TRANSPARENT):
-            return not self._waiting
-        # Only the newest exchange can be open (untriggered): nothing triggered is left when
-        # there is none, or only that one.
-        exchanges = self.exchanges
-        return not exchanges or (len(exchanges) == 1 and not exchanges[0].triggered)
-
-    def unanswered_input(self) -> list[dict[str, Any]]:
-        """The input of every question sent whose answer never completed, in send order (what
-        a conversation ending now leaves undelivered)."""
-        return [m for e in self._waiting for m in e.messages]
-
-    def new_connection(self) -> None:
-        """A new connection starts: per-connection evidence and indices restart."""
-        self._handles_this_connection = 0
-        self._idle_end_without_update = False
-        self._answered_upto = 0
-        self._index_positions.clear()
-
-    def plan(
-        self, *, have_handle: bool, awaiting_tool: bool = False, reseed: bool = False
-    ) -> ResumePlan:
-        """What to send on the next connection (see the module docstring). Call after
-        :meth:`new_connection`; the supervisor sends ``plan.messages`` first, in order, so they
-        are numbered here as sent, with client indices 1, 2, ...
-
-        ``awaiting_tool``: the cut turn waits on a blocking call the session keeps; its
-        response, not a prompt to continue (which would barge in and cancel the call), resumes
-        that turn.
-
-        ``reseed``: a resumed session of this model may have lost the initial history it was
-        seeded with (seen on the 3.8 generation), so a resume sends it again first, as history
-        (``turnComplete`` false: the model takes it without answering).
-        """
-        seed = list(self._seed) if reseed else []
-        outstanding = self.outstanding
-        if not have_handle or self._restore_pending is not None:
-            plan = self._plan_fresh()
-        elif self.mode is HandleMode.ONCE:
-            unanswered = list(self._waiting)
-            if any(not e.output_seen for e in unanswered):
-                plan = self._plan_fresh()
-            else:
-                history = self._restore([], seed)
-                replay = self._replay([e for e in self.exchanges if not e.triggered])
-                if unanswered and not awaiting_tool:
-                    self._next_position(None)  # the prompt to continue
-                prompt = bool(unanswered) and not awaiting_tool
-                plan = ResumePlan(
-                    resume=True, history=history, replay=replay, prompt_continue=prompt
-                )
-                plan = self._media.report(plan, [e for e in self.exchanges if not e.triggered])
-        elif self.mode is HandleMode.UNKNOWN and (
-            outstanding or any(e.answered for e in self.exchanges)
-        ):
-            # Cannot tell whether the handle already holds these questions or answers.
-            plan = self._plan_fresh()
-        else:
-            answered = [e for e in self.exchanges if e.answered]
-            history = self._restore(answered, seed)
-            unanswered = [e for e in self.exchanges if not e.answered]
-            replay = self._replay(unanswered)
-            plan = ResumePlan(resume=True, history=history, replay=replay)
-            plan = self._media.report(plan, unanswered)
-        first = self._position - len(plan.messages)
-        for index in range(1, len(plan.messages) + 1):
-            self._index_positions[index] = first + index
-        return plan
-
-    def _plan_fresh(self) -> ResumePlan:
-        answered = [e for e in self.exchanges if e.answered]
-        history = self._restore(answered, list(self.transcript))
-        self._restore_pending = self._position if history is not None else None
-        unanswered = [e for e in self.exchanges if not e.answered]
-        replay = self._replay(unanswered)
-        return self._media.report(
-            ResumePlan(resume=False, history=history, replay=replay), unanswered
-        )
-
-    def _restore(
-        self, answered: list[Exchange], prefix: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        contents = prefix + [c for e in answered for c in e.contents()]
-        if not contents:
-            return None
-        position = self._next_position(None)
-        for exchange in answered:
-            exchange.position = position
-        return history_message(contents)
-
-    def _replay(self, exchanges: list[Exchange]) -> tuple[dict[str, Any], ...]:
-        out: list[dict[str, Any]] = []
-        for exchange in exchanges:
-            renumbered: dict[int, Held] = {}
-            media = exchange.media
-            position = None
-            for _, item in exchange.entries():
-                position = self._next_position(None)
-                if isinstance(item, Held):
-                    item.position = position
-                    renumbered[position] = item
-                    out.append(item.message)
-                else:
-                    assert media is not None
-                    media.positions[item] = position
-                    out.append(media.message(item))
-            exchange.held = renumbered
-            # The service transcribes the input again when it hears it again.
-            exchange.input_transcript.clear()
-            if exchange.triggered and position is not None:
-                exchange.position = position
-        return tuple(out)
 
 
 def _release(exchange: Exchange) -> None:
