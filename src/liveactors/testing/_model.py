@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import attrs
+import trio
 
 __all__ = [
     "CallTool",
@@ -231,3 +232,33 @@ def split_text(text: str, pieces: int) -> list[str]:
     size = len(text)
     count = min(pieces, size)
     return [text[i * size // count : (i + 1) * size // count] for i in range(count)]
+
+
+class EndGate:
+    """A responder that holds every answer just before its end while shut: a client (or a
+    cluster worker) killed then dies mid-turn, with the answer's text sent but no
+    ``turnComplete`` yet, which is the moment crash tests and the cluster demo aim at."""
+
+    def __init__(self) -> None:
+        self._open = trio.Event()
+        self._open.set()
+
+    def shut(self) -> None:
+        """Hold answers from now on, each just before its end."""
+        if self._open.is_set():
+            self._open = trio.Event()
+
+    def open(self) -> None:
+        """Let the held answers end, and the next ones go through."""
+        self._open.set()
+
+    async def until_open(self) -> None:
+        """Wait while the gate is shut (shut again meanwhile: wait again)."""
+        while not self._open.is_set():
+            await self._open.wait()
+
+    def responder(self, ctx: TurnContext) -> list[Say | Hold]:
+        """The echo answer, then a hold until the gate is open (questions only: no tools)."""
+        reply = echo_responder(ctx)
+        assert isinstance(reply, str)
+        return [Say(reply), Hold(self.until_open)]
