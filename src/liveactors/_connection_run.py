@@ -208,22 +208,22 @@ class ConnectionRun:
         writer sends each message alone, as soon as it comes: nothing waits to be batched."""
         sup = self.sup
         session, replies, mailbox = sup.session, sup.replies, sup.mailbox
-        text, exchange = session.send_input(command.message, now, command.tag)
-        replies.expect(exchange, command.reply)
-        sup.messages_out += 1
-        texts = [text]
-        size = len(text)
-        while size < _BATCH_BYTES and len(texts) < _BATCH_FRAMES:
+        texts: list[str] = []
+        size = 0
+        while True:
+            text, exchange = session.send_input(command.message, now, command.tag)
+            replies.expect(exchange, command.reply)
+            sup.messages_out += 1
+            texts.append(text)
+            size += len(text)
+            if size >= _BATCH_BYTES or len(texts) >= _BATCH_FRAMES:
+                break
             if type(mailbox.peek_input()) is not SendInput:
                 break
             queued = mailbox.take_input()
             if type(queued) is not SendInput:
                 break  # None: an urgent command waits, and goes before the rest
-            text, exchange = session.send_input(queued.message, now, queued.tag)
-            replies.expect(exchange, queued.reply)
-            sup.messages_out += 1
-            texts.append(text)
-            size += len(text)
+            command = queued
         if len(texts) == 1:
             await self._send(text)
         else:
@@ -242,17 +242,20 @@ class ConnectionRun:
 
     async def _send(self, text: str) -> None:
         """Send one frame, unless this process may no longer act for the conversation."""
-        may_send = self.sup.may_send
-        if may_send is not None and not may_send():
-            raise LeaseLost(f"{self.sup.name}: this process no longer owns the conversation")
+        self._check_owner()
         await self.link.send(text)
 
     async def _send_many(self, texts: list[str]) -> None:
         """Send several frames in one write, under the same rule as :meth:`_send`."""
+        self._check_owner()
+        await self.link.send_many(texts)
+
+    def _check_owner(self) -> None:
+        """LeaseLost if this process may no longer act for the conversation (a cluster
+        worker whose lease ran out)."""
         may_send = self.sup.may_send
         if may_send is not None and not may_send():
             raise LeaseLost(f"{self.sup.name}: this process no longer owns the conversation")
-        await self.link.send_many(texts)
 
     # -- reader -------------------------------------------------------------------------------
 

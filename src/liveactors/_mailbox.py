@@ -140,12 +140,7 @@ class Mailbox(Generic[T]):
         """The next urgent item, else (if ``include_input``) the next input item, else None."""
         if self._urgent:
             return self._urgent.popleft()
-        if include_input and self._input:
-            item = self._input.popleft()
-            if self._waiting:
-                self._admit()
-            return item
-        return None
+        return self.take_input() if include_input else None
 
     def take_input(self) -> T | None:
         """The next input item, but None while an urgent item waits (it goes first)."""
