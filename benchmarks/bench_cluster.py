@@ -913,7 +913,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not args.no_save:
         common.save("cluster", results, quick=args.quick, results_dir=args.results_dir)
     if args.json:
-        print(json.dumps({k: results[k] for k in HEADLINE}))
+        print(json.dumps({k: results[k] for k in HEADLINE if k in results}))
     else:
         print(report(results))
     return results
