@@ -22,7 +22,6 @@ read by orjson where it means the same as the standard library's (``_json``).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -129,15 +128,17 @@ class Journal:
             # closed by a lost lease must not claim what the cancelled conversation did after).
             self._turn = _turn_of(sup.session.tracker)
             ledger = sup.session.ledger
-            for exchange in ledger.answered_log:
-                if exchange.last_tag is not None:
-                    self._answered[exchange.last_tag] = "".join(exchange.model_text)
-                    answered = exchange.last_tag
-            ledger.answered_log.clear()
-            for exchange in ledger.seen_log:
-                if exchange.last_tag is not None:
-                    self._seen.append(exchange.last_tag)
-            ledger.seen_log.clear()
+            if ledger.answered_log:  # (mostly empty: this runs for every event)
+                for exchange in ledger.answered_log:
+                    if exchange.last_tag is not None:
+                        self._answered[exchange.last_tag] = "".join(exchange.model_text)
+                        answered = exchange.last_tag
+                ledger.answered_log.clear()
+            if ledger.seen_log:
+                for exchange in ledger.seen_log:
+                    if exchange.last_tag is not None:
+                        self._seen.append(exchange.last_tag)
+                ledger.seen_log.clear()
         payload = encode_event(event)
         self._events.append(
             (f"{event.seq}-1", payload, answered if kind is ev.TurnComplete else "")
@@ -190,7 +191,7 @@ class Journal:
                     if fresh <= len(ledger.transcript)
                     else list(ledger.transcript)
                 )
-                state["tx"] = [json.dumps(e, ensure_ascii=False) for e in entries]
+                state["tx"] = [dumps(e).decode() for e in entries]
                 state["tx_limit"] = ledger.transcript_limit
                 self._remembered = ledger.remembered
         if self._answered:

@@ -10,7 +10,6 @@ if no other worker took the conversation meanwhile.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,6 +18,7 @@ import trio
 from .._errors import LeaseLost
 from . import _scripts
 from ._journal import Batch
+from ._json import dumps
 from ._redis import ClusterUnavailable
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ class RecordWriter:
         self._writing = False
         #: Batches committed under this lease (a retried batch keeps its number).
         self._batches = 0
-        #: Script arguments of the batches taken and not written yet, oldest first.
-        self._unwritten: list[list[Any]] = []
+        #: The batches taken and not written yet, oldest first: the script's arguments, and the
+        #: secrets (the handle) they hold, which an error must never show.
+        self._unwritten: list[tuple[list[Any], list[str]]] = []
 
     async def run(self) -> None:
         """Commit each batch the journal has, as it comes, until cancelled."""
@@ -85,11 +86,10 @@ class RecordWriter:
                 await trio.sleep(delay)
                 delay = min(1.0, delay * 2)
 
-    async def _write(self, args: list[Any]) -> None:
+    async def _write(self, batch: tuple[list[Any], list[str]]) -> None:
         """One COMMIT; raises :class:`LeaseLost` when the record carries a newer owner."""
         owned = self.owned
-        state = json.loads(args[2])
-        secrets = [state["handle"]] if "handle" in state else []
+        args, secrets = batch
         written = await owned.worker.redis.script(
             f"write the record of {owned.name!r}",
             _scripts.COMMIT,
@@ -131,11 +131,9 @@ class RecordWriter:
         if batch.final is not None:
             state["retain"] = RETAIN
         self._batches += 1
-        args: list[Any] = [owned.fence, owned.worker.events_cap, _json(state), self._batches]
+        # (Compact JSON, which the script reads with cjson: nothing in the state is a float
+        # that is not finite.)
+        args: list[Any] = [owned.fence, owned.worker.events_cap, dumps(state), self._batches]
         for entry in batch.events:
             args.extend(entry)
-        self._unwritten.append(args)
-
-
-def _json(state: dict[str, Any]) -> str:
-    return json.dumps(state, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        self._unwritten.append((args, [batch.handle] if batch.handle is not None else []))

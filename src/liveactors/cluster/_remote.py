@@ -187,7 +187,9 @@ class RemoteConversation:
                     ) from None
                 if isinstance(event, ev.ConversationFailed):
                     raise event.error
-                builder = turns.setdefault(event.turn, ReplyBuilder())
+                builder = turns.get(event.turn)
+                if builder is None:  # (not setdefault: that would make a builder per event)
+                    builder = turns[event.turn] = ReplyBuilder()
                 if type(event) is ev.TurnComplete:
                     if answered == entry_id:
                         builder.complete(event.turn)
