@@ -477,3 +477,22 @@ def test_function_responses_must_be_plain_json() -> None:
                 {"id": "b", "response": {"at": datetime.datetime(2026, 1, 1)}},
             ]
         )
+
+
+@pytest.mark.parametrize(
+    "text", ["What is the capital of France?", "", "ünïcödé ✓ 日本語", 'a\nb\t"c"', "\ud800"]
+)
+@pytest.mark.parametrize("turn_complete", [True, False])
+def test_one_str_is_encoded_as_the_general_path_encodes_it(text: str, turn_complete: bool) -> None:
+    """A plain str takes a short cut past pydantic; the message (and its JSON, key order and
+    all) is the one the general path makes of the same str as a one-item list, and what the
+    general path refuses (a lone surrogate) it refuses with the same error."""
+
+    def outcome(turns: object) -> object:
+        try:
+            message = encode.client_content(turns, turn_complete=turn_complete)
+        except InvalidCommand as exc:
+            return ("refused", str(exc))
+        return json.dumps(message)
+
+    assert outcome(text) == outcome([text])
