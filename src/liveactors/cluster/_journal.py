@@ -23,7 +23,7 @@ read by orjson where it means the same as the standard library's (``_json``).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -37,7 +37,11 @@ from ._json import dumps, loads
 if TYPE_CHECKING:
     from .._supervisor import Supervisor
 
-__all__ = ["Batch", "Journal", "decode_event", "encode_event"]
+__all__ = ["LAZY", "Batch", "Journal", "decode_event", "encode_event"]
+
+#: How long an event nobody waits for (a "not resumable" update) waits for company before it
+#: is written alone. The turn's first output normally comes well within it.
+LAZY: Final = 1.0
 
 
 @attrs.frozen
@@ -81,7 +85,13 @@ class Journal:
         self._handle_written: str | None = None
         self._trim_written: str | None = None
         self._remembered = 0
+        #: Set when something is recorded (see :meth:`wait`).
         self._changed = trio.Event()
+        #: Something recorded is to be written now.
+        self._due = False
+        #: When the lazy events recorded since the last batch are written anyway, if nothing
+        #: due comes first (None: there are none).
+        self._lazy_until: float | None = None
 
     def attach(self, supervisor: Supervisor) -> None:
         """Start journaling ``supervisor`` (before its first connect)."""
@@ -94,7 +104,7 @@ class Journal:
     @property
     def pending(self) -> bool:
         """Something is recorded and not taken yet."""
-        return bool(self._events) or self._changed.is_set()
+        return bool(self._events) or self._due
 
     def record(self, event: ev.Event) -> None:
         """Note one event about to be published (see the module docstring)."""
@@ -144,19 +154,40 @@ class Journal:
             (f"{event.seq}-1", payload, answered if kind is ev.TurnComplete else "")
         )
         self._seq = event.seq
+        if kind is ev.ResumptionUpdate and not event.resumable and not event.handle:  # type: ignore[attr-defined]
+            # The service's "not resumable now", sent as a turn starts: it changes nothing
+            # anyone waits for, so it goes with the next batch (the turn's first output,
+            # usually) instead of costing a write of its own (see ``LAZY``).
+            if self._lazy_until is None:
+                self._lazy_until = trio.current_time() + LAZY
+        else:
+            self._due = True
         self._changed.set()
 
     def poke(self) -> None:
         """State changed without an event (input sent): write it with the next batch."""
+        self._due = True
         self._changed.set()
 
     async def wait(self) -> None:
-        """Until something is recorded."""
-        await self._changed.wait()
+        """Until a batch is due: something recorded to be written now, or lazy events that
+        waited ``LAZY`` seconds for company."""
+        while not self._due:
+            until = self._lazy_until
+            if until is not None and trio.current_time() >= until:
+                return
+            self._changed = trio.Event()
+            if until is None:
+                await self._changed.wait()
+            else:
+                with trio.move_on_at(until):
+                    await self._changed.wait()
 
     def take(self) -> Batch:
         """Everything recorded since the last batch, and the state now."""
         self._changed = trio.Event()
+        self._due = False
+        self._lazy_until = None
         events, self._events = tuple(self._events), []
         state: dict[str, Any] = {"seq": self._seq}
         handle = None

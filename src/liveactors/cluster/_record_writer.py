@@ -66,6 +66,8 @@ class RecordWriter:
         """Until everything recorded is written (or the lease is gone)."""
         journal = self.owned.journal
         assert journal is not None
+        if journal.pending:
+            journal.poke()  # lazy events too: now
         while not self.owned.lost and (journal.pending or self._writing):
             self._progress = trio.Event()
             await self._progress.wait()
