@@ -27,6 +27,7 @@ import trio.lowlevel
 import trustme
 from cluster_helpers import ValkeyServer, find_binary, free_port, redis_command
 
+from liveactors import events as ev
 from liveactors.cluster import ClusterUnavailable, open_client
 from liveactors.cluster._connection import RespConnection, open_connection
 from liveactors.cluster._handshake import Login
@@ -641,3 +642,35 @@ async def test_input_a_notice_cannot_carry_is_read_from_the_stream(
     # Every input reached the model once, in order (one sent right before the next question
     # may be interrupted by it: the fake answers the last turn).
     assert [t.user_text for t in fake.log.turns] == ["one", long, "two", "three", "four"]
+
+
+async def test_input_whose_notice_never_came_is_read_by_the_worker_poll(
+    valkey_server: ValkeyServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notice can be lost without the subscription breaking (Pub/Sub delivers at most once):
+    a pump that waited ``POLL`` seconds for one reads the stream anyway, found by the worker's
+    poll (no timer per wait). Here every notice for "lost" is dropped, and ``POLL`` is 0.4 s."""
+    from liveactors.cluster import _owned, _pump
+
+    monkeypatch.setattr(_pump, "POLL", 0.4)
+    offer = _owned.Owned.offer
+
+    def drop_lost(self: _owned.Owned, prev: str, entry_id: str, raw: bytes) -> None:
+        if b'"lost"' not in raw:
+            offer(self, prev, entry_id, raw)
+
+    monkeypatch.setattr(_owned.Owned, "offer", drop_lost)
+    async with _one_worker(valkey_server, prefix) as (fake, _, client):
+        conv = await client.spawn(name="p", ready_timeout=10)
+        assert (await conv.ask("first")).text.endswith("first")
+        started = trio.current_time()
+        async with conv.subscribe(ev.TurnComplete) as sub:
+            await conv.send_text("lost")
+            with trio.fail_after(5):
+                await sub.__anext__()
+        waited = trio.current_time() - started
+        # Taken by a poll (a notice takes milliseconds): once the pump had waited POLL since
+        # it took "first", found within POLL / 2 by the worker's poll.
+        assert 0.1 <= waited < 1.5, waited
+        await conv.stop()
+    assert [t.user_text for t in fake.log.turns] == ["first", "lost"]

@@ -35,7 +35,7 @@ import trio
 from .._backend_api import Backend
 from .._orchestrator import Orchestrator, open_orchestrator
 from .._restart import RestartPolicy
-from . import _scripts
+from . import _pump, _scripts
 from ._keys import Keys
 from ._owned import Owned
 from ._redis import ClusterUnavailable, Redis
@@ -239,6 +239,15 @@ class Worker:
 
     # -- notices ----------------------------------------------------------------------------------
 
+    async def poll_loop(self) -> None:
+        """Twice per ``POLL``: input pumps that waited that long for a notice read their
+        stream (a notice can be lost; see ``_pump.py``)."""
+        while True:
+            await trio.sleep(_pump.POLL / 2)
+            now = trio.current_time()
+            for owned in list(self.owned.values()):
+                owned.pump.poll(now)
+
     async def notice_loop(self) -> None:
         """Input notices for owned conversations, and "work waiting" notices (the
         subscription resubscribes by itself after a failure)."""
@@ -350,6 +359,7 @@ async def open_worker(
                     inner.start_soon(worker.renew_loop)
                     inner.start_soon(worker.notice_loop)
                     inner.start_soon(worker.claim_loop)
+                    inner.start_soon(worker.poll_loop)
 
         nursery.start_soon(services)
         try:
