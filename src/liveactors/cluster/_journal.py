@@ -7,7 +7,9 @@ id ``<seq>-1``, so a reader can start at any ``seq``), and the state a new owner
 ``seq`` and ``turn``, the handle and the oldest input still needed (older input is covered by
 that handle and is trimmed with it, in the same atomic write), the answers of exchanges no
 handle covers yet, the history that went into the transcript. One task writes batches one at
-a time (``_record_writer.py``), so they land in order.
+a time (``_record_writer.py``), so they land in order. A batch is due as soon as an event is
+recorded, except for the "not resumable" resumption update the service sends as a turn
+starts: it waits for the next event, :data:`LAZY` seconds at most.
 
 The events that end the conversation *here* without ending it (a drain hands it to another
 worker, a lost lease leaves it to one) are not recorded: the next owner carries on after the
