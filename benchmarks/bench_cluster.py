@@ -76,7 +76,8 @@ does but these round trips.
 **Redis operations.** ``INFO commandstats`` before and after each cluster workload. Redis
 counts the commands a Lua script runs as well as the script call, so operations are split:
 *round trips* — the commands clients and workers send themselves (``EVALSHA``, ``XREAD``,
-``XRANGE``, ``HMGET``; in steady state nothing else is sent outside a script: the spawn's
+``XRANGE``, ``HMGET``, and ``CLIENT UNBLOCK``, by which a client's stream router takes a new
+follower into its blocking read; in steady state nothing else is sent outside a script: the spawn's
 ``ZADD`` / ``PUBLISH`` and the take-over script, which also reads ``XRANGE`` and ``HMGET``, are
 outside the window) — and *commands inside scripts* (every other command counted).
 
@@ -130,7 +131,7 @@ WORKLOADS = ("questions", "audio")
 AUDIO_CHUNK = bytes(640)
 CHUNK_SECONDS = 0.02
 #: Commands clients and workers send themselves in steady state (see the module docstring).
-ROUND_TRIPS = ("evalsha", "eval", "xread", "xrange", "hmget")
+ROUND_TRIPS = ("evalsha", "eval", "xread", "xrange", "hmget", "client|unblock")
 #: Commands this benchmark sends to read the figures: not counted.
 OURS = ("info", "auth")
 #: After a kill, when the killed worker's last writes have certainly landed (and long before
