@@ -480,46 +480,72 @@ async def _spawn_all(spawn: Any, names: list[str]) -> list[Any]:
     return convs
 
 
-async def _questions(convs: list[Any], questions: int) -> int:
+async def _in_turn(conversations: int, questions: int, ask: Any) -> None:
+    """The questions workload's shape: each conversation ``await ask(n, q)`` one after
+    another."""
     import trio
 
-    wrong = 0
-
-    async def converse(conv: Any) -> None:
-        nonlocal wrong
-        for n in range(questions):
-            text = f"{conv.name} q{n}"
-            reply = await conv.ask(text)
-            if not reply.text.endswith(text):
-                wrong += 1
+    async def converse(n: int) -> None:
+        for q in range(questions):
+            await ask(n, q)
 
     async with trio.open_nursery() as nursery:
-        for conv in convs:
-            nursery.start_soon(converse, conv)
+        for n in range(conversations):
+            nursery.start_soon(converse, n)
+
+
+async def _paced(conversations: int, ticks: int, tick: Any, then: Any = None) -> float:
+    """The audio workload's shape: each conversation ``await tick(n)`` every 20 ms (None:
+    nothing), the conversations' starts spread over one chunk's time, as independent calls;
+    then ``await then(n)``, if given. Returns the CPU seconds it took."""
+    import trio
+
+    async def stream(n: int, offset: float) -> None:
+        await trio.sleep(offset)
+        next_at = trio.current_time()
+        for _ in range(ticks):
+            if tick is not None:
+                await tick(n)
+            next_at += CHUNK_SECONDS
+            await trio.sleep_until(next_at)
+        if then is not None:
+            await then(n)
+
+    cpu = common.cpu_seconds()
+    async with trio.open_nursery() as nursery:
+        for n in range(conversations):
+            nursery.start_soon(stream, n, CHUNK_SECONDS * n / conversations)
+    return common.cpu_seconds() - cpu
+
+
+async def _questions(convs: list[Any], questions: int) -> int:
+    wrong = 0
+
+    async def ask(n: int, q: int) -> None:
+        nonlocal wrong
+        text = f"{convs[n].name} q{q}"
+        reply = await convs[n].ask(text)
+        if not reply.text.endswith(text):
+            wrong += 1
+
+    await _in_turn(len(convs), questions, ask)
     return wrong
 
 
 async def _audio(convs: list[Any], chunks: int) -> int:
-    import trio
-
     wrong = 0
 
-    async def stream(conv: Any, offset: float) -> None:
+    async def chunk(n: int) -> None:
+        await convs[n].send_audio(AUDIO_CHUNK)
+
+    async def ask(n: int) -> None:
         nonlocal wrong
-        await trio.sleep(offset)  # starts spread over one chunk's time, as independent calls
-        next_at = trio.current_time()
-        for _ in range(chunks):
-            await conv.send_audio(AUDIO_CHUNK)
-            next_at += CHUNK_SECONDS
-            await trio.sleep_until(next_at)
-        text = f"{conv.name} after audio"
-        reply = await conv.ask(text)  # answered once every chunk before it reached the server
+        text = f"{convs[n].name} after audio"
+        reply = await convs[n].ask(text)  # answered once every chunk before it reached the server
         if not reply.text.endswith(text):
             wrong += 1
 
-    async with trio.open_nursery() as nursery:
-        for n, conv in enumerate(convs):
-            nursery.start_soon(stream, conv, CHUNK_SECONDS * n / len(convs))
+    await _paced(len(convs), chunks, chunk, then=ask)
     return wrong
 
 
@@ -632,42 +658,6 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- the floor --------------------------------------------------------------------------
-
-
-async def _paced(conversations: int, ticks: int, tick: Any) -> float:
-    """CPU seconds of the audio workload's pacing (``_audio``'s loop and staggering, without
-    its final question), calling ``await tick(n)`` for conversation ``n`` at each tick (None:
-    nothing)."""
-    import trio
-
-    async def stream(n: int, offset: float) -> None:
-        await trio.sleep(offset)
-        next_at = trio.current_time()
-        for _ in range(ticks):
-            if tick is not None:
-                await tick(n)
-            next_at += CHUNK_SECONDS
-            await trio.sleep_until(next_at)
-
-    cpu = common.cpu_seconds()
-    async with trio.open_nursery() as nursery:
-        for n in range(conversations):
-            nursery.start_soon(stream, n, CHUNK_SECONDS * n / conversations)
-    return common.cpu_seconds() - cpu
-
-
-async def _in_turn(conversations: int, questions: int, ask: Any) -> None:
-    """The questions workload's shape: each conversation ``await ask(n, q)`` one after
-    another."""
-    import trio
-
-    async def converse(n: int) -> None:
-        for q in range(questions):
-            await ask(n, q)
-
-    async with trio.open_nursery() as nursery:
-        for n in range(conversations):
-            nursery.start_soon(converse, n)
 
 
 async def _one_answer(backend: Any) -> list[Any]:
