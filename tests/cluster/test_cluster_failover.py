@@ -921,7 +921,7 @@ class Sender:
     errors: list[BaseException] = attrs.field(factory=list)
     #: Every event read, as (seq, kind, text or answered input id).
     seen: list[tuple[int, str, str]] = attrs.field(factory=list)
-    #: Answers interrupted before a word of them (each by the question after).
+    #: Answers interrupted before they said their question (each by the question after).
     interrupted: int = 0
     #: The seq of each answer whose text was not a known answer.
     unreadable: list[int] = attrs.field(factory=list)
@@ -956,12 +956,13 @@ class Sender:
                 elif isinstance(event, ev.OutputTranscript | ev.TextDelta):
                     text.append(event.text)
                 elif isinstance(event, ev.TurnComplete):
-                    if input_id and event.interrupted and not text:
-                        # Cut short before a word: by the next question, when a send that
-                        # raised had landed after all (see the test).
+                    match = _LAST_ANSWER.fullmatch("".join(text)) if input_id else None
+                    if input_id and event.interrupted and not match:
+                        # Cut short, before the question it echoes (or before a word): by the
+                        # next question, when a send that raised had landed after all (see
+                        # the test).
                         self.interrupted += 1
                     elif input_id:
-                        match = _LAST_ANSWER.fullmatch("".join(text))
                         question = match.group(1) if match else f"<unreadable {''.join(text)!r}>"
                         if not match:
                             self.unreadable.append(event.seq)
